@@ -1,0 +1,220 @@
+import { parseArgs } from "node:util";
+import { ensureBinaries } from "../cluster/local/binaries.ts";
+import { getProvider } from "../cluster/providers.ts";
+import {
+  type ConfigOverrides,
+  DEFAULTS,
+  type HarnessConfig,
+  loadConfig,
+  parseProvider,
+} from "../core/config.ts";
+import { describeError, TphError, UsageError } from "../core/errors.ts";
+import { createLogger, type Logger } from "../core/logger.ts";
+
+/**
+ * `tph`: the command line. Each command is a small function over the library; parsing and configuration
+ * happen here and in core/config.ts only.
+ */
+interface Command {
+  summary: string;
+  usage: string;
+  options: Record<string, { type: "string" | "boolean"; short?: string; help: string }>;
+  run(
+    config: HarnessConfig,
+    values: Record<string, string | boolean | undefined>,
+    logger: Logger,
+  ): Promise<number>;
+}
+
+const common = {
+  name: {
+    type: "string",
+    help: `cluster name, 1-8 of [a-z0-9] (default ${DEFAULTS.clusterName}, or TPH_CLUSTER)`,
+  },
+  provider: { type: "string", help: `local or kind (default ${DEFAULTS.provider}, or TPH_PROVIDER)` },
+  verbose: { type: "boolean", short: "v", help: "print every command run and more detail" },
+  quiet: { type: "boolean", short: "q", help: "print warnings and errors only" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const;
+
+const commands: Record<string, Command> = {
+  up: {
+    summary: "bring a cluster up and leave it running",
+    usage: "tph up [--provider local] [--name NAME] [--node-subnet CIDR] [--retain]",
+    options: {
+      ...common,
+      "node-subnet": {
+        type: "string",
+        help: `cluster network (default ${DEFAULTS.nodeSubnet}); must not collide with host routes`,
+      },
+      "pod-subnet": { type: "string", help: `pod network (default ${DEFAULTS.podSubnet})` },
+      "service-subnet": {
+        type: "string",
+        help: `service ClusterIP range (default ${DEFAULTS.serviceSubnet})`,
+      },
+      retain: {
+        type: "boolean",
+        help: "keep a cluster whose bring-up failed, for debugging; prints how to delete it",
+      },
+    },
+    async run(config, values, logger) {
+      const cluster = await getProvider(config.provider).up(config, {
+        logger,
+        retain: values.retain === true,
+      });
+      process.stdout.write(`${cluster.kubeconfigPath}\n`);
+      return 0;
+    },
+  },
+  down: {
+    summary: "delete a cluster and everything it created",
+    usage: "tph down [--name NAME]",
+    options: { ...common },
+    async run(config, _values, logger) {
+      const provider = getProvider(config.provider);
+      const cluster = await provider.attach(config, logger);
+      if (cluster) {
+        await cluster.delete();
+      } else {
+        // Half-built or crashed: gc knows how to remove it by name.
+        const removed = await provider.gc(config, { logger, all: true });
+        const ours = removed.filter((r) => r.startsWith(`cluster ${config.clusterName} `));
+        if (ours.length === 0) logger.info(`no cluster named ${config.clusterName}`);
+      }
+      return 0;
+    },
+  },
+  status: {
+    summary: "show whether a cluster's components are running",
+    usage: "tph status [--name NAME]",
+    options: { ...common },
+    async run(config, _values, logger) {
+      const cluster = await getProvider(config.provider).attach(config, logger);
+      if (!cluster) {
+        process.stdout.write(`cluster ${config.clusterName}: not running\n`);
+        return 1;
+      }
+      const rows = await cluster.status();
+      process.stdout.write(`cluster ${cluster.name} (${cluster.provider}) ${cluster.server}\n`);
+      for (const [k, v] of Object.entries(cluster.versions)) process.stdout.write(`  ${k} ${v}\n`);
+      for (const r of rows) {
+        process.stdout.write(
+          `  ${r.running ? "running" : "STOPPED"}  ${r.component.padEnd(24)} ${r.where.padEnd(16)} ${r.detail ?? ""}\n`,
+        );
+      }
+      return rows.every((r) => r.running) ? 0 : 1;
+    },
+  },
+  kubeconfig: {
+    summary: "print the kubeconfig path of a running cluster",
+    usage: 'tph kubeconfig [--name NAME]    e.g. kubectl --kubeconfig "$(tph kubeconfig)" get nodes',
+    options: { ...common },
+    async run(config, _values, logger) {
+      const cluster = await getProvider(config.provider).attach(config, logger);
+      if (!cluster) {
+        throw new TphError(`no running cluster named ${config.clusterName}`, {
+          hint: "start one with `tph up`",
+        });
+      }
+      process.stdout.write(`${cluster.kubeconfigPath}\n`);
+      return 0;
+    },
+  },
+  gc: {
+    summary: "remove what killed runs left behind (processes, namespaces, links, files)",
+    usage: "tph gc [--all]",
+    options: { ...common, all: { type: "boolean", help: "also remove clusters that are still running" } },
+    async run(config, values, logger) {
+      const removed = await getProvider(config.provider).gc(config, { logger, all: values.all === true });
+      for (const r of removed) process.stdout.write(`removed ${r}\n`);
+      if (removed.length === 0) process.stdout.write("nothing to remove\n");
+      return 0;
+    },
+  },
+  binaries: {
+    summary: "build (or reuse) the upstream binaries the local provider runs",
+    usage: "tph binaries [--rebuild]",
+    options: { ...common, rebuild: { type: "boolean", help: "rebuild even when cached" } },
+    async run(config, values, logger) {
+      const set = await ensureBinaries(config, logger, { rebuild: values.rebuild === true });
+      for (const [name, path] of Object.entries(set.paths))
+        process.stdout.write(`${name.padEnd(24)} ${path}\n`);
+      return 0;
+    },
+  },
+};
+
+function help(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return [
+    "tph: end-to-end tests for Kubernetes Service traffic policies",
+    "",
+    "usage: tph <command> [options]",
+    "",
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    "",
+    "Run `tph <command> --help` for a command's options.",
+  ].join("\n");
+}
+
+function commandHelp(name: string, c: Command): string {
+  const flags = Object.entries(c.options).map(([flag, o]) => {
+    const left = `${o.short ? `-${o.short}, ` : "    "}--${flag}${o.type === "string" ? " VALUE" : ""}`;
+    return `  ${left.padEnd(30)} ${o.help}`;
+  });
+  return [`tph ${name}: ${c.summary}`, "", `usage: ${c.usage}`, "", "options:", ...flags].join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(`${help()}\n`);
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) throw new UsageError(`unknown command "${name}"`, `run \`tph --help\` for the list`);
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const options = Object.fromEntries(
+      Object.entries(command.options).map(([k, o]) => [
+        k,
+        o.short ? { type: o.type, short: o.short } : { type: o.type },
+      ]),
+    );
+    ({ values } = parseArgs({ args: rest, options, allowPositionals: false, strict: true }));
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err), `run \`tph ${name} --help\``);
+  }
+  if (values.help) {
+    process.stdout.write(`${commandHelp(name, command)}\n`);
+    return 0;
+  }
+  const overrides: ConfigOverrides = { local: {} };
+  if (typeof values.name === "string") overrides.clusterName = values.name;
+  if (typeof values.provider === "string") overrides.provider = parseProvider(values.provider);
+  if (values.verbose) overrides.logLevel = "verbose";
+  if (values.quiet) overrides.logLevel = "quiet";
+  if (typeof values["node-subnet"] === "string")
+    overrides.local = { ...overrides.local, nodeSubnet: values["node-subnet"] };
+  if (typeof values["pod-subnet"] === "string")
+    overrides.local = { ...overrides.local, podSubnet: values["pod-subnet"] };
+  if (typeof values["service-subnet"] === "string") {
+    overrides.local = { ...overrides.local, serviceSubnet: values["service-subnet"] };
+  }
+  const config = loadConfig(overrides);
+  return command.run(config, values, createLogger(config.logLevel));
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`${describeError(err)}\n`);
+      if (!(err instanceof TphError) && err instanceof Error && err.stack)
+        process.stderr.write(`${err.stack}\n`);
+      process.exitCode = err instanceof TphError ? err.exitCode : 1;
+    },
+  );
+}

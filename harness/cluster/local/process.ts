@@ -1,0 +1,108 @@
+import { spawn } from "node:child_process";
+import { open, readFile } from "node:fs/promises";
+import { TphError } from "../../core/errors.ts";
+import { sleep } from "../../core/wait.ts";
+
+/**
+ * Long-running cluster processes (etcd, apiserver, ...). Each runs detached in its own session inside a
+ * network namespace, with stdout+stderr appended to a log file, so it outlives `tph up` and a Ctrl-C
+ * in the terminal does not reach it. What identifies it later is its pid plus its command line, which
+ * always contains the cluster's state directory (so a recycled pid is never mistaken for ours).
+ */
+export interface ProcessRecord {
+  name: string;
+  pid: number;
+  netns: string;
+  argv: string[];
+  log: string;
+  startedAt: string;
+}
+
+export async function startProcess(options: {
+  name: string;
+  netns: string;
+  argv: string[];
+  log: string;
+  env?: Record<string, string>;
+}): Promise<ProcessRecord> {
+  const [bin, ...args] = options.argv;
+  if (!bin) throw new TphError(`no command for ${options.name}`);
+  const log = await open(options.log, "a");
+  try {
+    // `ip netns exec` execs the program in place, so the pid we get is the program's own.
+    const child = spawn("ip", ["netns", "exec", options.netns, bin, ...args], {
+      detached: true,
+      stdio: ["ignore", log.fd, log.fd],
+      env: { ...process.env, ...options.env },
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("spawn", () => (child.pid ? resolve(child.pid) : reject(new Error("no pid"))));
+    });
+    child.unref();
+    return {
+      name: options.name,
+      pid,
+      netns: options.netns,
+      argv: options.argv,
+      log: options.log,
+      startedAt: new Date().toISOString(),
+    };
+  } finally {
+    await log.close();
+  }
+}
+
+/** True when `pid` is alive (not a zombie) and its command line contains `marker`. */
+export async function isOurs(pid: number, marker: string): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    if (state === "Z" || state === "X") return false;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8");
+    return cmdline.includes(marker);
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+export async function stopProcess(pid: number, marker: string, graceMs = 5_000): Promise<void> {
+  if (!(await isOurs(pid, marker))) return;
+  signal(pid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (!(await isOurs(pid, marker))) return;
+    await sleep(50);
+  }
+  signal(pid, "SIGKILL");
+  for (let i = 0; i < 100 && (await isOurs(pid, marker)); i++) await sleep(20);
+}
+
+/** Every live process whose command line mentions `marker` (e.g. a cluster's state directory). */
+export async function findProcesses(marker: string): Promise<number[]> {
+  const { readdir } = await import("node:fs/promises");
+  const pids: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    if (await isOurs(pid, marker)) pids.push(pid);
+  }
+  return pids;
+}
+
+/** The last lines of a log, for errors about a process that died. */
+export async function logTail(path: string, lines = 20): Promise<string> {
+  try {
+    const text = await readFile(path, "utf8");
+    return text.trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {}
+}

@@ -1,0 +1,285 @@
+import { cp, mkdir, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { withCleanup } from "../../core/cleanup.ts";
+import { type HarnessConfig, NAME_PREFIX } from "../../core/config.ts";
+import { TphError } from "../../core/errors.ts";
+import { which } from "../../core/exec.ts";
+import type { Logger } from "../../core/logger.ts";
+import type {
+  ClusterNode,
+  ClusterProvider,
+  ComponentStatus,
+  GcOptions,
+  StartedCluster,
+} from "../provider.ts";
+import { ensureBinaries } from "./binaries.ts";
+import {
+  apiserverUrl,
+  type ControlPlaneContext,
+  healthUrls,
+  startApiserver,
+  startControllerManager,
+  startEtcd,
+  startScheduler,
+  waitHealthy,
+} from "./control-plane.ts";
+import { hostRoutes, listHostLinks, listNamespaces } from "./netns.ts";
+import { checkHostCollisions, createNetwork, planNetwork } from "./network.ts";
+import { createPki, issue, writeKubeconfig } from "./pki.ts";
+import { isOurs } from "./process.ts";
+import { clusterDir, type LocalClusterState, listStates, loadState, pidAlive, saveState } from "./state.ts";
+import { teardownCluster } from "./teardown.ts";
+
+/** Programs the local provider runs besides the upstream binaries. */
+const REQUIRED_COMMANDS = ["ip", "openssl"] as const;
+
+export const localProvider: ClusterProvider = {
+  name: "local",
+
+  async preflight(config) {
+    if (process.platform !== "linux") {
+      throw new TphError("the local provider runs on Linux only (network namespaces)", {
+        hint: "use --provider kind, which needs Docker",
+      });
+    }
+    if (process.getuid?.() !== 0) {
+      throw new TphError(
+        "the local provider needs root: it creates network namespaces, veth links and a bridge",
+        {
+          hint: "run it as root, e.g. `sudo npx tph up`, or use --provider kind",
+        },
+      );
+    }
+    for (const cmd of REQUIRED_COMMANDS) {
+      if (!(await which(cmd))) {
+        throw new TphError(`\`${cmd}\` is not installed`, {
+          hint: "install it (Debian/Ubuntu: apt-get install iproute2 openssl iptables nftables conntrack)",
+        });
+      }
+    }
+    checkHostCollisions(planNetwork(config.clusterName, config.local), await hostRoutes());
+  },
+
+  async up(config, options) {
+    const { logger } = options;
+    const dir = clusterDir(config.stateDir, config.clusterName);
+    await this.preflight(config);
+    await refuseExisting(config);
+    const plan = planNetwork(config.clusterName, config.local);
+    const binaries = await ensureBinaries(config, logger, options.signal ? { signal: options.signal } : {});
+
+    return withCleanup(
+      async (stack, signal) => {
+        if (options.retain) {
+          stack.push("keep the failed cluster", () =>
+            logger.warn(
+              `--retain: kept the failed cluster; remove it with: tph down --name ${config.clusterName}`,
+            ),
+          );
+        } else {
+          stack.push(`tear down cluster ${config.clusterName}`, async () => {
+            await teardownCluster(config.stateDir, config.clusterName, logger);
+          });
+        }
+        const state: LocalClusterState = {
+          name: config.clusterName,
+          provider: "local",
+          phase: "creating",
+          ownerPid: process.pid,
+          createdAt: new Date().toISOString(),
+          dir,
+          network: plan,
+          kubeconfig: join(dir, "kubeconfig"),
+          server: apiserverUrl(plan),
+          versions: binaries.versions,
+          processes: [],
+        };
+        await mkdir(join(dir, "logs"), { recursive: true });
+        await saveState(state);
+
+        logger.step(`creating network ${plan.subnet} (host link ${plan.hostLink} = ${plan.hostIP})`);
+        await createNetwork(plan, stack, logger);
+        signal.throwIfAborted();
+
+        logger.step("generating certificates and kubeconfigs");
+        const pki = await createPki(
+          join(dir, "pki"),
+          config.clusterName,
+          {
+            ips: [plan.controlPlaneIP, plan.kubernetesServiceIP, "127.0.0.1"],
+            dns: [
+              "kubernetes",
+              "kubernetes.default",
+              "kubernetes.default.svc",
+              "kubernetes.default.svc.cluster.local",
+              "localhost",
+            ],
+          },
+          logger,
+        );
+        const admin = await issue(
+          pki.dir,
+          pki.ca,
+          { id: "admin", commonName: "kubernetes-admin", organization: "system:masters" },
+          logger,
+        );
+        await writeKubeconfig(state.kubeconfig, {
+          clusterName: config.clusterName,
+          server: state.server,
+          caCert: pki.ca.cert,
+          client: admin,
+          user: "kubernetes-admin",
+        });
+
+        const ctx: ControlPlaneContext = {
+          config,
+          plan,
+          pki,
+          binaries,
+          dir,
+          logger,
+          signal,
+          onStarted: async (record) => {
+            state.processes.push(record);
+            await saveState(state);
+          },
+        };
+        logger.step(
+          `starting etcd ${binaries.versions.etcd} and kube-apiserver ${binaries.versions.kubernetes}`,
+        );
+        await startEtcd(ctx);
+        const apiserver = await startApiserver(ctx);
+        await waitHealthy(ctx, apiserver, healthUrls.apiserver(plan));
+
+        logger.step("starting kube-controller-manager and kube-scheduler");
+        const [kcm, scheduler] = [await startControllerManager(ctx), await startScheduler(ctx)];
+        await Promise.all([
+          waitHealthy(ctx, kcm, healthUrls.controllerManager(plan)),
+          waitHealthy(ctx, scheduler, healthUrls.scheduler(plan)),
+        ]);
+
+        state.phase = "ready";
+        await saveState(state);
+        logger.step(
+          `cluster ${config.clusterName} is ready: kubectl --kubeconfig ${state.kubeconfig} get nodes`,
+        );
+        return new LocalCluster(config, state, logger);
+      },
+      { logger, ...(options.signal && { signal: options.signal }) },
+    );
+  },
+
+  async attach(config, logger) {
+    const state = await loadState(config.stateDir, config.clusterName);
+    if (state?.phase !== "ready") return undefined;
+    return new LocalCluster(config, state, logger);
+  },
+
+  async gc(config, options: GcOptions) {
+    const { logger } = options;
+    const removed: string[] = [];
+    const names = new Set<string>(await listStates(config.stateDir));
+    // Leftovers with no state file at all: namespaces and host links carry the cluster name.
+    for (const ns of await listNamespaces()) {
+      const m = new RegExp(`^${NAME_PREFIX}([a-z][a-z0-9]{0,7})-`).exec(ns);
+      if (m?.[1]) names.add(m[1]);
+    }
+    for (const link of await listHostLinks(NAME_PREFIX)) names.add(link.slice(NAME_PREFIX.length));
+    for (const name of names) {
+      const verdict = await leftoverVerdict(config, name);
+      if (verdict === "live" && !options.all) {
+        logger.info(`keeping cluster ${name}: it is running (tph down --name ${name} removes it)`);
+        continue;
+      }
+      const what = await teardownCluster(config.stateDir, name, logger);
+      removed.push(`cluster ${name} (${verdict}): ${what.join(", ") || "state files"}`);
+    }
+    return removed;
+  },
+};
+
+/** live: bring-up finished and the apiserver still runs; otherwise why it is garbage. */
+async function leftoverVerdict(
+  config: HarnessConfig,
+  name: string,
+): Promise<"live" | "creating, owner gone" | "dead" | "no state"> {
+  const state = await loadState(config.stateDir, name);
+  if (!state) return "no state";
+  if (state.phase === "creating") return pidAlive(state.ownerPid) ? "live" : "creating, owner gone";
+  const apiserver = state.processes.find((p) => p.name === "kube-apiserver");
+  return apiserver && (await isOurs(apiserver.pid, `${state.dir}/`)) ? "live" : "dead";
+}
+
+async function refuseExisting(config: HarnessConfig): Promise<void> {
+  const name = config.clusterName;
+  const state = await loadState(config.stateDir, name);
+  const namespaces = (await listNamespaces()).filter((ns) => ns.startsWith(`${NAME_PREFIX}${name}-`));
+  if (state || namespaces.length > 0) {
+    throw new TphError(
+      `a local cluster named "${name}" already exists${state ? ` (${state.phase})` : " (leftover namespaces)"}`,
+      {
+        hint: `remove it with \`tph down --name ${name}\` (or \`tph gc\` for leftovers), or pick another --name`,
+      },
+    );
+  }
+}
+
+class LocalCluster implements StartedCluster {
+  readonly provider = "local";
+  readonly name: string;
+  readonly kubeconfigPath: string;
+  readonly server: string;
+  readonly versions: Record<string, string>;
+  readonly network;
+  readonly #config: HarnessConfig;
+  readonly #state: LocalClusterState;
+  readonly #logger: Logger;
+
+  constructor(config: HarnessConfig, state: LocalClusterState, logger: Logger) {
+    this.#config = config;
+    this.#state = state;
+    this.#logger = logger;
+    this.name = state.name;
+    this.kubeconfigPath = state.kubeconfig;
+    this.server = state.server;
+    this.versions = state.versions;
+    this.network = {
+      subnet: state.network.subnet,
+      loadBalancerRange: state.network.loadBalancerRange,
+      clientIP: state.network.clientIP,
+    };
+  }
+
+  /** Part 1 of the local provider has a control plane only; nodes arrive with the node agent. */
+  async nodes(): Promise<ClusterNode[]> {
+    return [];
+  }
+
+  async status(): Promise<ComponentStatus[]> {
+    const marker = `${this.#state.dir}/`;
+    return Promise.all(
+      this.#state.processes.map(async (p) => ({
+        component: p.name,
+        where: p.netns,
+        running: await isOurs(p.pid, marker),
+        detail: `pid ${p.pid}, log ${p.log}`,
+      })),
+    );
+  }
+
+  async exportLogs(dir: string): Promise<string[]> {
+    await mkdir(dir, { recursive: true });
+    const logs = join(this.#state.dir, "logs");
+    await cp(logs, dir, { recursive: true });
+    return (await readdir(dir)).map((f) => join(dir, f));
+  }
+
+  async delete(): Promise<void> {
+    this.#logger.step(`deleting cluster ${this.name}`);
+    await teardownCluster(this.#config.stateDir, this.name, this.#logger);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.delete();
+  }
+}

@@ -1,0 +1,78 @@
+import type { HarnessConfig } from "../core/config.ts";
+import type { ExecResult } from "../core/exec.ts";
+import type { Logger } from "../core/logger.ts";
+
+/**
+ * What every cluster provider gives a suite. Suites are written against these types only, so the same
+ * suite runs on kind (Docker) and on the local provider (upstream binaries in network namespaces).
+ */
+export interface ClusterProvider {
+  readonly name: string;
+  /** Checks prerequisites (root, binaries, Docker...) without side effects; throws TphError with a hint. */
+  preflight(config: HarnessConfig): Promise<void>;
+  /** Brings a cluster up. On failure everything created so far is removed before the error is rethrown. */
+  up(config: HarnessConfig, options: UpOptions): Promise<StartedCluster>;
+  /** Attaches to a cluster that an earlier `up` left running (CLI commands, suites reusing a cluster). */
+  attach(config: HarnessConfig, logger: Logger): Promise<StartedCluster | undefined>;
+  /** Removes leftovers of runs that died without cleaning up; returns what it removed, in words. */
+  gc(config: HarnessConfig, options: GcOptions): Promise<string[]>;
+}
+
+export interface UpOptions {
+  logger: Logger;
+  signal?: AbortSignal;
+  /** Keep whatever was created if bring-up fails, and print how to delete it. */
+  retain?: boolean;
+}
+
+export interface GcOptions {
+  logger: Logger;
+  /** Also remove clusters that are complete and whose processes still run. */
+  all?: boolean;
+}
+
+export type NodeRole = "control-plane" | "worker";
+
+export interface ClusterNode {
+  name: string;
+  role: NodeRole;
+  internalIP: string;
+  zone?: string;
+}
+
+/** The network outside the cluster that external clients and LoadBalancer addresses live on. */
+export interface ExternalNetwork {
+  subnet: string;
+  /** A range MetalLB may hand out, e.g. "10.250.0.224-10.250.0.239". */
+  loadBalancerRange: string;
+  /** The source IP an external client's requests carry (what a preserving path must show). */
+  clientIP: string;
+}
+
+export interface StartedCluster extends AsyncDisposable {
+  readonly provider: string;
+  readonly name: string;
+  /** Path to a kubeconfig that plain kubectl on the host can use. */
+  readonly kubeconfigPath: string;
+  /** The apiserver URL as reachable from the host. */
+  readonly server: string;
+  /** Versions of the components actually running. */
+  readonly versions: Record<string, string>;
+  nodes(): Promise<ClusterNode[]>;
+  readonly network: ExternalNetwork;
+  /** Runs a command as the external client: outside every node, with `network.clientIP` as source. */
+  runExternal?(argv: string[], options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<ExecResult>;
+  /** Health of each component, for `tph status`. */
+  status(): Promise<ComponentStatus[]>;
+  /** Copies every component log into `dir`. */
+  exportLogs(dir: string): Promise<string[]>;
+  /** Removes everything the cluster created. Safe to call twice. */
+  delete(): Promise<void>;
+}
+
+export interface ComponentStatus {
+  component: string;
+  where: string;
+  running: boolean;
+  detail?: string;
+}

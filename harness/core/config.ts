@@ -1,0 +1,120 @@
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { UsageError } from "./errors.ts";
+import type { LogLevel } from "./logger.ts";
+
+/**
+ * The one place configuration is read. Sources, lowest precedence first: built-in defaults, environment
+ * variables (TPH_*), then explicit overrides (CLI flags, test options). Everything downstream takes a
+ * `HarnessConfig` and never reads the environment itself.
+ */
+export interface HarnessConfig {
+  /** Cluster name: prefixes every namespace, link, file and process the cluster owns. */
+  clusterName: string;
+  provider: ProviderName;
+  /** Where running clusters keep their state, certificates, kubeconfigs and logs. */
+  stateDir: string;
+  /** Where built upstream binaries are cached, per version. */
+  cacheDir: string;
+  /** The repository root (for upstream/ and manifests/). */
+  repoRoot: string;
+  logLevel: LogLevel;
+  local: LocalProviderConfig;
+}
+
+export type ProviderName = "local" | "kind";
+export const PROVIDERS: readonly ProviderName[] = ["local", "kind"];
+
+export interface LocalProviderConfig {
+  /** The cluster network: the host's one link, the control plane, nodes, external clients, MetalLB pool. */
+  nodeSubnet: string;
+  podSubnet: string;
+  serviceSubnet: string;
+  /** Seconds without a heartbeat before the node lifecycle controller marks a Node NotReady. */
+  nodeMonitorGracePeriodSeconds: number;
+  /** Seconds to wait for the apiserver (and each controller) to report ready. */
+  readyTimeoutSeconds: number;
+}
+
+/** Every resource name starts with this, so `tph gc` can find leftovers by name alone. */
+export const NAME_PREFIX = "tph-";
+
+const CLUSTER_NAME = /^[a-z][a-z0-9]{0,7}$/;
+
+export const DEFAULTS = {
+  clusterName: "tph",
+  provider: "local",
+  // Kept short of common ranges: docker uses 172.17+/16, kind 172.18/16, many CI VMs 10.0-10.1/16.
+  nodeSubnet: "10.250.0.0/24",
+  podSubnet: "10.244.0.0/16",
+  serviceSubnet: "10.96.0.0/16",
+  // Upstream's default is 50 s; a shorter one keeps node-failure suites fast. Reports say which was used.
+  nodeMonitorGracePeriodSeconds: 20,
+  readyTimeoutSeconds: 120,
+} as const;
+
+export type ConfigOverrides = Partial<Omit<HarnessConfig, "local">> & {
+  local?: Partial<LocalProviderConfig>;
+};
+
+export function loadConfig(
+  overrides: ConfigOverrides = {},
+  env: NodeJS.ProcessEnv = process.env,
+): HarnessConfig {
+  const home = env.HOME || homedir();
+  const config: HarnessConfig = {
+    clusterName: overrides.clusterName ?? env.TPH_CLUSTER ?? DEFAULTS.clusterName,
+    provider: overrides.provider ?? parseProvider(env.TPH_PROVIDER ?? DEFAULTS.provider),
+    stateDir: resolve(
+      overrides.stateDir ??
+        env.TPH_STATE_DIR ??
+        join(env.XDG_STATE_HOME || join(home, ".local/state"), "tph"),
+    ),
+    cacheDir: resolve(
+      overrides.cacheDir ?? env.TPH_CACHE_DIR ?? join(env.XDG_CACHE_HOME || join(home, ".cache"), "tph"),
+    ),
+    repoRoot: resolve(overrides.repoRoot ?? env.TPH_REPO_ROOT ?? join(import.meta.dirname, "../..")),
+    logLevel: overrides.logLevel ?? parseLogLevel(env.TPH_LOG ?? "normal"),
+    local: {
+      nodeSubnet: overrides.local?.nodeSubnet ?? env.TPH_NODE_SUBNET ?? DEFAULTS.nodeSubnet,
+      podSubnet: overrides.local?.podSubnet ?? env.TPH_POD_SUBNET ?? DEFAULTS.podSubnet,
+      serviceSubnet: overrides.local?.serviceSubnet ?? env.TPH_SERVICE_SUBNET ?? DEFAULTS.serviceSubnet,
+      nodeMonitorGracePeriodSeconds:
+        overrides.local?.nodeMonitorGracePeriodSeconds ??
+        parseNumber("TPH_NODE_MONITOR_GRACE", env.TPH_NODE_MONITOR_GRACE) ??
+        DEFAULTS.nodeMonitorGracePeriodSeconds,
+      readyTimeoutSeconds:
+        overrides.local?.readyTimeoutSeconds ??
+        parseNumber("TPH_READY_TIMEOUT", env.TPH_READY_TIMEOUT) ??
+        DEFAULTS.readyTimeoutSeconds,
+    },
+  };
+  validateClusterName(config.clusterName);
+  return config;
+}
+
+export function validateClusterName(name: string): void {
+  if (!CLUSTER_NAME.test(name)) {
+    throw new UsageError(
+      `invalid cluster name "${name}"`,
+      "use 1-8 characters, lowercase letters and digits, starting with a letter (it prefixes Linux interface names, which are limited to 15 characters)",
+    );
+  }
+}
+
+export function parseProvider(value: string): ProviderName {
+  if ((PROVIDERS as readonly string[]).includes(value)) return value as ProviderName;
+  throw new UsageError(`unknown provider "${value}"`, `choose one of: ${PROVIDERS.join(", ")}`);
+}
+
+function parseLogLevel(value: string): LogLevel {
+  if (value === "quiet" || value === "normal" || value === "verbose") return value;
+  throw new UsageError(`unknown log level "${value}" in TPH_LOG`, "use quiet, normal or verbose");
+}
+
+function parseNumber(name: string, value: string | undefined): number | undefined {
+  if (value === undefined || value === "") return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${name}=${value} is not a positive number`);
+  return n;
+}
