@@ -1,0 +1,91 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { hostRoutes } from "../harness/cluster/local/netns.ts";
+import { waitFor } from "../harness/core/wait.ts";
+import { tph } from "./support/cli.ts";
+import { cliEnv, E2E_STATE_DIR, TPH_BIN } from "./support/env.ts";
+import { leftovers, snapshotHost } from "./support/host-snapshot.ts";
+
+/** Bad input and hostile conditions: each gets a clear error, a non-zero exit, and leaves nothing behind. */
+describe("tph up refuses clearly and creates nothing", () => {
+  it("when not root", async () => {
+    const r = await tph(["up", "--name", "noroot"], {
+      prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
+      env: { HOME: "/tmp" },
+    });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/error: the local provider needs root/);
+    expect(r.stderr).toMatch(/hint: run it as root/);
+    expect(await leftovers("noroot", E2E_STATE_DIR)).toEqual([]);
+  });
+
+  it("when the cluster network collides with a host route", async () => {
+    const route = (await hostRoutes()).find((r) => r.dst !== "default" && r.dst.includes("/") && !r.type);
+    if (!route) return expect.fail("the host has no connected route to collide with");
+    const before = await snapshotHost();
+    const r = await tph(["up", "--name", "collide", "--node-subnet", route.dst]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(`collides with the host route "${route.dst}`);
+    expect(r.stderr).toMatch(/hint: choose a free range with --node-subnet/);
+    expect(await leftovers("collide", E2E_STATE_DIR)).toEqual([]);
+    expect(await snapshotHost()).toEqual(before);
+  });
+
+  it("on a malformed subnet or an unknown provider", async () => {
+    const bad = await tph(["up", "--name", "badnet", "--node-subnet", "10.0.0.300/24"]);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/is not a valid IPv4 CIDR/);
+    const provider = await tph(["up", "--provider", "minikube"]);
+    expect(provider.exitCode).toBe(2);
+    expect(provider.stderr).toMatch(/unknown provider "minikube"\nhint: choose one of: local, kind/);
+  });
+});
+
+describe("tph binaries", () => {
+  it("says Go is missing (and how to fix it) when it has to build without Go", async () => {
+    const cache = await mkdtemp(join(tmpdir(), "tph-nogo-"));
+    const r = await tph(["binaries"], {
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", TPH_CACHE_DIR: cache },
+    });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/error: Go is not installed/);
+    expect(r.stderr).toMatch(/hint: install Go/);
+  });
+});
+
+describe("tph gc", () => {
+  it("removes everything a SIGKILLed `tph up` left behind", async () => {
+    const name = "killed";
+    const before = await snapshotHost();
+    const child = spawn(TPH_BIN, ["up", "--name", name], {
+      env: { ...process.env, ...cliEnv() },
+      stdio: "ignore",
+    });
+    // Kill it mid-flight: once etcd and the apiserver run but before the cluster is ready.
+    await waitFor(
+      async () => {
+        const state = JSON.parse(await readFile(join(E2E_STATE_DIR, name, "state.json"), "utf8"));
+        const started = state.processes.map((p: { name: string }) => p.name);
+        return started.includes("kube-apiserver")
+          ? { done: true, value: state }
+          : { done: false, state: started };
+      },
+      { description: "tph up to start the apiserver", timeoutMs: 60_000, intervalMs: 20 },
+    );
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child.once("exit", resolve));
+
+    const left = await leftovers(name, E2E_STATE_DIR);
+    expect(left.some((l) => l.startsWith("netns tph-killed-"))).toBe(true);
+    expect(left.some((l) => l.startsWith("process "))).toBe(true);
+
+    const gc = await tph(["gc"]);
+    expect(gc.exitCode, gc.stderr).toBe(0);
+    expect(gc.stdout).toMatch(/removed cluster killed \(creating, owner gone\)/);
+    expect(await leftovers(name, E2E_STATE_DIR)).toEqual([]);
+    expect(await snapshotHost()).toEqual(before);
+  });
+});

@@ -1,0 +1,21 @@
+import { join } from "node:path";
+import { type ConfigOverrides, type HarnessConfig, loadConfig } from "../../harness/core/config.ts";
+
+/** State of e2e clusters lives apart from a user's own clusters, so gc in the suites never touches those. */
+export const E2E_STATE_DIR = process.env.TPH_E2E_STATE_DIR ?? "/tmp/tph-e2e/state";
+
+export function e2eConfig(overrides: ConfigOverrides = {}): HarnessConfig {
+  return loadConfig({
+    stateDir: E2E_STATE_DIR,
+    logLevel: process.env.TPH_LOG === "verbose" ? "verbose" : "quiet",
+    ...overrides,
+    local: { nodeSubnet: "10.250.7.0/24", ...overrides.local },
+  });
+}
+
+/** Environment for running the `tph` CLI as a child process against the e2e state dir. */
+export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { TPH_STATE_DIR: E2E_STATE_DIR, TPH_NODE_SUBNET: "10.250.7.0/24", ...extra };
+}
+
+export const TPH_BIN = join(import.meta.dirname, "../../bin/tph");
