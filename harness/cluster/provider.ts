@@ -62,6 +62,8 @@ export interface StartedCluster extends AsyncDisposable {
   readonly network: ExternalNetwork;
   /** Runs a command as the external client: outside every node, with `network.clientIP` as source. */
   runExternal?(argv: string[], options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<ExecResult>;
+  /** Node lifecycle operations, where the provider supports them (both providers do). */
+  readonly nodeOps?: NodeOperations;
   /** Health of each component, for `tph status`. */
   status(): Promise<ComponentStatus[]>;
   /** Copies every component log into `dir`. */
@@ -75,4 +77,15 @@ export interface ComponentStatus {
   where: string;
   running: boolean;
   detail?: string;
+}
+
+/** What disruption suites do to nodes. Each resolves once the action is done, not once the cluster reacted. */
+export interface NodeOperations {
+  /** Stops a node as a power cut would: kube-proxy, the kubelet (or agent) and its pods stop; its link goes down. */
+  stop(node: string): Promise<void>;
+  /** Starts a stopped node again; resolves once its kubelet (or agent) runs and kube-proxy is healthy. */
+  start(node: string): Promise<void>;
+  restartKubeProxy(node: string): Promise<void>;
+  /** Replaces kube-proxy on one node with another binary (e.g. another version) and restarts it. */
+  replaceKubeProxy(node: string, binary: string): Promise<void>;
 }

@@ -1,5 +1,6 @@
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
 import { UsageError } from "./errors.ts";
 import type { LogLevel } from "./logger.ts";
 
@@ -34,7 +35,19 @@ export interface LocalProviderConfig {
   nodeMonitorGracePeriodSeconds: number;
   /** Seconds to wait for the apiserver (and each controller) to report ready. */
   readyTimeoutSeconds: number;
+  /** The worker nodes, in order; node i is named `<cluster>-worker`, `<cluster>-worker2`, ... like kind. */
+  nodes: NodeSpec[];
+  proxyMode: ProxyMode;
 }
+
+export interface NodeSpec {
+  /** `topology.kubernetes.io/zone`, for trafficDistribution suites. */
+  zone?: string;
+  labels?: Record<string, string>;
+}
+
+export type ProxyMode = "iptables" | "nftables";
+const PROXY_MODES = ["iptables", "nftables", "ipvs"] as const;
 
 /** Every resource name starts with this, so `tph gc` can find leftovers by name alone. */
 export const NAME_PREFIX = "tph-";
@@ -51,6 +64,8 @@ export const DEFAULTS = {
   // Upstream's default is 50 s; a shorter one keeps node-failure suites fast. Reports say which was used.
   nodeMonitorGracePeriodSeconds: 20,
   readyTimeoutSeconds: 120,
+  nodes: 2,
+  proxyMode: "iptables",
 } as const;
 
 export type ConfigOverrides = Partial<Omit<HarnessConfig, "local">> & {
@@ -87,6 +102,10 @@ export function loadConfig(
         overrides.local?.readyTimeoutSeconds ??
         parseNumber("TPH_READY_TIMEOUT", env.TPH_READY_TIMEOUT) ??
         DEFAULTS.readyTimeoutSeconds,
+      nodes:
+        overrides.local?.nodes ??
+        Array.from({ length: parseNumber("TPH_NODES", env.TPH_NODES) ?? DEFAULTS.nodes }, () => ({})),
+      proxyMode: overrides.local?.proxyMode ?? parseProxyMode(env.TPH_PROXY_MODE ?? DEFAULTS.proxyMode),
     },
   };
   validateClusterName(config.clusterName);
@@ -105,6 +124,77 @@ export function validateClusterName(name: string): void {
 export function parseProvider(value: string): ProviderName {
   if ((PROVIDERS as readonly string[]).includes(value)) return value as ProviderName;
   throw new UsageError(`unknown provider "${value}"`, `choose one of: ${PROVIDERS.join(", ")}`);
+}
+
+export function parseProxyMode(value: string): ProxyMode {
+  if (value === "iptables" || value === "nftables") return value;
+  if (value === "ipvs") {
+    throw new UsageError(
+      "kube-proxy mode ipvs is not available on the local provider",
+      "the local provider's kernel has no IPVS; use iptables or nftables (kind supports ipvs where the host kernel has it)",
+    );
+  }
+  throw new UsageError(`unknown kube-proxy mode "${value}"`, `choose one of: ${PROXY_MODES.join(", ")}`);
+}
+
+/** Number of nodes from a flag: 1-20 (each node is a namespace, a kube-proxy and an agent). */
+export function nodeCount(value: string): NodeSpec[] {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 20)
+    throw new UsageError(`--nodes ${value}: give a whole number from 1 to 20`);
+  return Array.from({ length: n }, () => ({}));
+}
+
+/**
+ * A cluster file (YAML), for what flags say poorly: per-node zones and labels.
+ *
+ *   proxyMode: nftables
+ *   nodes:
+ *     - zone: zone-a
+ *     - zone: zone-b
+ *       labels: { example.com/rack: r2 }
+ */
+export function parseClusterFile(text: string, source: string): Partial<LocalProviderConfig> {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new UsageError(`${source} is not valid YAML: ${err instanceof Error ? err.message : err}`);
+  }
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
+    throw new UsageError(`${source} must be a mapping with keys such as nodes and proxyMode`);
+  }
+  const known = new Set(["nodes", "proxyMode", "nodeSubnet", "podSubnet", "serviceSubnet"]);
+  const d = doc as Record<string, unknown>;
+  for (const key of Object.keys(d)) {
+    if (!known.has(key))
+      throw new UsageError(`${source}: unknown key "${key}"`, `known keys: ${[...known].join(", ")}`);
+  }
+  const out: Partial<LocalProviderConfig> = {};
+  if (d.proxyMode !== undefined) out.proxyMode = parseProxyMode(String(d.proxyMode));
+  for (const key of ["nodeSubnet", "podSubnet", "serviceSubnet"] as const) {
+    if (d[key] !== undefined) out[key] = String(d[key]);
+  }
+  if (d.nodes !== undefined) {
+    if (!Array.isArray(d.nodes) || d.nodes.length === 0)
+      throw new UsageError(`${source}: nodes must be a non-empty list`);
+    out.nodes = d.nodes.map((n: unknown, i: number) => {
+      const node = (n ?? {}) as Record<string, unknown>;
+      for (const key of Object.keys(node)) {
+        if (key !== "zone" && key !== "labels")
+          throw new UsageError(`${source}: nodes[${i}] has unknown key "${key}"`, "use zone and labels");
+      }
+      const labels = node.labels as Record<string, unknown> | undefined;
+      if (labels !== undefined && (typeof labels !== "object" || Array.isArray(labels))) {
+        throw new UsageError(`${source}: nodes[${i}].labels must be a mapping`);
+      }
+      return {
+        ...(node.zone !== undefined && { zone: String(node.zone) }),
+        ...(labels && { labels: Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])) }),
+      };
+    });
+  }
+  return out;
 }
 
 function parseLogLevel(value: string): LogLevel {

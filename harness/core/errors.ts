@@ -5,12 +5,18 @@
 export class TphError extends Error {
   readonly hint: string | undefined;
   readonly exitCode: number;
+  /** A fatal error ends a `waitFor` at once instead of counting as "not done yet" (e.g. the process died). */
+  readonly fatal: boolean;
 
-  constructor(message: string, options: { hint?: string; exitCode?: number; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { hint?: string; exitCode?: number; cause?: unknown; fatal?: boolean } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "TphError";
     this.hint = options.hint;
     this.exitCode = options.exitCode ?? 1;
+    this.fatal = options.fatal ?? false;
   }
 }
 

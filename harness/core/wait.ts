@@ -25,7 +25,8 @@ export class WaitTimeoutError extends TphError {
 /**
  * Polls `probe` until it reports done, the timeout passes, or `signal` aborts.
  * A probe that throws counts as "not done" with the error as its state, so transient failures
- * (connection refused while a server starts) are retried and still explained on timeout.
+ * (connection refused while a server starts) are retried and still explained on timeout; a fatal
+ * TphError (say, the process being waited on died) ends the wait at once.
  */
 export async function waitFor<T>(probe: () => Promise<Observation<T>>, options: WaitOptions): Promise<T> {
   const interval = options.intervalMs ?? 250;
@@ -39,6 +40,7 @@ export async function waitFor<T>(probe: () => Promise<Observation<T>>, options: 
       lastState = observation.state;
     } catch (err) {
       if (options.signal?.aborted) throw options.signal.reason;
+      if (err instanceof TphError && err.fatal) throw err;
       lastState = err instanceof Error ? err.message : err;
     }
     if (Date.now() + interval > deadline)

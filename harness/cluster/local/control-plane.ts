@@ -9,7 +9,7 @@ import { waitFor } from "../../core/wait.ts";
 import type { BinarySet } from "./binaries.ts";
 import type { NetworkPlan } from "./network.ts";
 import { issue, type Pki, writeKubeconfig } from "./pki.ts";
-import { isOurs, logTail, type ProcessRecord, startProcess } from "./process.ts";
+import { isAlive, logTail, type ProcessRecord, startProcess } from "./process.ts";
 
 /**
  * The control plane of a local cluster: etcd, kube-apiserver, kube-controller-manager and
@@ -157,7 +157,7 @@ export async function waitHealthy(
   try {
     await waitFor(
       async () => {
-        if (!(await isOurs(record.pid, ctx.dir))) {
+        if (!(await isAlive(record.pid))) {
           throw new ProcessDied(record, await logTail(record.log));
         }
         const res = await request(url, { dispatcher: agent, headersTimeout: 2_000, bodyTimeout: 2_000 });
@@ -173,12 +173,6 @@ export async function waitHealthy(
         ...(ctx.signal && { signal: ctx.signal }),
       },
     );
-  } catch (err) {
-    // A dead process is the real story; unwrap it from the retry loop's bookkeeping.
-    if (err instanceof ProcessDied) throw err;
-    const died = !(await isOurs(record.pid, ctx.dir));
-    if (died) throw new ProcessDied(record, await logTail(record.log));
-    throw err;
   } finally {
     await agent.close();
   }
@@ -195,6 +189,7 @@ export class ProcessDied extends TphError {
   constructor(record: ProcessRecord, tail: string) {
     super(`${record.name} exited during start-up; last lines of ${record.log}:\n${tail}`, {
       hint: "the log above usually names the bad flag or the port in use; run with --retain to keep the files",
+      fatal: true,
     });
     this.name = "ProcessDied";
   }

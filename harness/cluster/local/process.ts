@@ -24,13 +24,22 @@ export async function startProcess(options: {
   argv: string[];
   log: string;
   env?: Record<string, string>;
+  /**
+   * `ip netns exec` (the default) also gives the process a private mount namespace with the netns's own
+   * /sys. The node agent instead needs the host's mount namespace, because the pod namespaces it creates
+   * (`ip netns add`) must be visible to everyone else: it is entered with `nsenter --net` only.
+   */
+  hostMounts?: boolean;
 }): Promise<ProcessRecord> {
   const [bin, ...args] = options.argv;
   if (!bin) throw new TphError(`no command for ${options.name}`);
   const log = await open(options.log, "a");
   try {
-    // `ip netns exec` execs the program in place, so the pid we get is the program's own.
-    const child = spawn("ip", ["netns", "exec", options.netns, bin, ...args], {
+    // Both `ip netns exec` and nsenter exec the program in place, so the pid we get is the program's own.
+    const enter = options.hostMounts
+      ? ["nsenter", `--net=/run/netns/${options.netns}`, "--"]
+      : ["ip", "netns", "exec", options.netns];
+    const child = spawn(enter[0] as string, [...enter.slice(1), bin, ...args], {
       detached: true,
       stdio: ["ignore", log.fd, log.fd],
       env: { ...process.env, ...options.env },
@@ -50,6 +59,20 @@ export async function startProcess(options: {
     };
   } finally {
     await log.close();
+  }
+}
+
+/**
+ * True while a process we started is alive (not a zombie). For waits on our own children: unlike
+ * isOurs, it does not read the command line, which is briefly unreadable while the process execs.
+ */
+export async function isAlive(pid: number): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
   }
 }
 

@@ -3,16 +3,19 @@ import { join } from "node:path";
 import { withCleanup } from "../../core/cleanup.ts";
 import { type HarnessConfig, NAME_PREFIX } from "../../core/config.ts";
 import { TphError } from "../../core/errors.ts";
-import { which } from "../../core/exec.ts";
+import { type ExecResult, run, which } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
 import type {
   ClusterNode,
   ClusterProvider,
   ComponentStatus,
+  ExternalNetwork,
   GcOptions,
+  NodeOperations,
   StartedCluster,
 } from "../provider.ts";
 import { ensureBinaries } from "./binaries.ts";
+import { applyBootstrapObjects } from "./bootstrap.ts";
 import {
   apiserverUrl,
   type ControlPlaneContext,
@@ -24,9 +27,22 @@ import {
   waitHealthy,
 } from "./control-plane.ts";
 import { hostRoutes, listHostLinks, listNamespaces } from "./netns.ts";
-import { checkHostCollisions, createNetwork, planNetwork } from "./network.ts";
+import { attachNamespace, checkHostCollisions, createNetwork, planNetwork } from "./network.ts";
+import {
+  bringLinkUp,
+  type LocalNode,
+  type NodeContext,
+  type NodeProcessContext,
+  planNodes,
+  prepareNode,
+  startAgent,
+  startKubeProxy,
+  stopNode,
+  waitKubeProxyHealthy,
+  waitNodeReady,
+} from "./nodes.ts";
 import { createPki, issue, writeKubeconfig } from "./pki.ts";
-import { isOurs } from "./process.ts";
+import { isOurs, type ProcessRecord, stopProcess } from "./process.ts";
 import { clusterDir, type LocalClusterState, listStates, loadState, pidAlive, saveState } from "./state.ts";
 import { teardownCluster } from "./teardown.ts";
 
@@ -93,6 +109,9 @@ export const localProvider: ClusterProvider = {
           server: apiserverUrl(plan),
           versions: binaries.versions,
           processes: [],
+          nodes: [],
+          proxyMode: config.local.proxyMode,
+          stoppedNodes: [],
         };
         await mkdir(join(dir, "logs"), { recursive: true });
         await saveState(state);
@@ -157,6 +176,41 @@ export const localProvider: ClusterProvider = {
           waitHealthy(ctx, kcm, healthUrls.controllerManager(plan)),
           waitHealthy(ctx, scheduler, healthUrls.scheduler(plan)),
         ]);
+
+        await applyBootstrapObjects(state.kubeconfig);
+        state.nodes = planNodes(config, plan, dir);
+        const nodeCtx: NodeContext = {
+          config,
+          plan,
+          pki,
+          binaries,
+          server: state.server,
+          logger,
+          signal,
+          onStarted: ctx.onStarted,
+        };
+        await attachNamespace(plan, plan.clientNs, "ext", plan.clientIP, stack, logger);
+        logger.step(
+          `starting ${state.nodes.length} node(s): node agent, then kube-proxy (${config.local.proxyMode} mode)`,
+        );
+        const agents: ProcessRecord[] = [];
+        for (const node of state.nodes) {
+          await prepareNode(nodeCtx, node, stack);
+          agents.push(await startAgent(nodeCtx, node));
+        }
+        await saveState(state);
+        // kube-proxy waits for its Node object, so the agents register first.
+        await Promise.all(
+          state.nodes.map((node, i) =>
+            waitNodeReady(nodeCtx, node, agents[i] as ProcessRecord, state.kubeconfig),
+          ),
+        );
+        const proxies: ProcessRecord[] = [];
+        for (const node of state.nodes)
+          proxies.push(await startKubeProxy(nodeCtx, node, binaries.paths["kube-proxy"]));
+        await Promise.all(
+          state.nodes.map((node, i) => waitKubeProxyHealthy(nodeCtx, node, proxies[i] as ProcessRecord)),
+        );
 
         state.phase = "ready";
         await saveState(state);
@@ -230,7 +284,8 @@ class LocalCluster implements StartedCluster {
   readonly kubeconfigPath: string;
   readonly server: string;
   readonly versions: Record<string, string>;
-  readonly network;
+  readonly network: ExternalNetwork;
+  readonly nodeOps: NodeOperations;
   readonly #config: HarnessConfig;
   readonly #state: LocalClusterState;
   readonly #logger: Logger;
@@ -242,35 +297,58 @@ class LocalCluster implements StartedCluster {
     this.name = state.name;
     this.kubeconfigPath = state.kubeconfig;
     this.server = state.server;
-    this.versions = state.versions;
+    this.versions = { ...state.versions, proxyMode: state.proxyMode };
     this.network = {
       subnet: state.network.subnet,
       loadBalancerRange: state.network.loadBalancerRange,
       clientIP: state.network.clientIP,
     };
+    this.nodeOps = new LocalNodeOperations(config, state, logger);
   }
 
-  /** Part 1 of the local provider has a control plane only; nodes arrive with the node agent. */
   async nodes(): Promise<ClusterNode[]> {
-    return [];
+    return this.#state.nodes.map((n) => ({
+      name: n.name,
+      role: "worker",
+      internalIP: n.ip,
+      ...(n.zone && { zone: n.zone }),
+    }));
+  }
+
+  async runExternal(
+    argv: string[],
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<ExecResult> {
+    return run(argv, { netns: this.#state.network.clientNs, allowFailure: true, ...options });
   }
 
   async status(): Promise<ComponentStatus[]> {
     const marker = `${this.#state.dir}/`;
+    // The latest record per component: a restarted kube-proxy appends a new one.
+    const latest = new Map(this.#state.processes.map((p) => [p.name, p]));
     return Promise.all(
-      this.#state.processes.map(async (p) => ({
-        component: p.name,
-        where: p.netns,
-        running: await isOurs(p.pid, marker),
-        detail: `pid ${p.pid}, log ${p.log}`,
-      })),
+      [...latest.values()].map(async (p) => {
+        const node = p.name.split("/")[1];
+        const stopped = node !== undefined && this.#state.stoppedNodes.includes(node);
+        return {
+          component: p.name,
+          where: p.netns,
+          running: stopped || (await isOurs(p.pid, marker)),
+          detail: stopped ? "node stopped by tph" : `pid ${p.pid}, log ${p.log}`,
+        };
+      }),
     );
   }
 
   async exportLogs(dir: string): Promise<string[]> {
     await mkdir(dir, { recursive: true });
-    const logs = join(this.#state.dir, "logs");
-    await cp(logs, dir, { recursive: true });
+    await cp(join(this.#state.dir, "logs"), dir, { recursive: true });
+    for (const node of this.#state.nodes) {
+      await cp(node.dir, join(dir, node.name), {
+        recursive: true,
+        filter: (src) => !src.endsWith(".kubeconfig") && !src.endsWith(".key"),
+      });
+    }
     return (await readdir(dir)).map((f) => join(dir, f));
   }
 
@@ -281,5 +359,79 @@ class LocalCluster implements StartedCluster {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.delete();
+  }
+}
+
+/** Node operations on a local cluster; each updates state.json so other `tph` invocations agree. */
+class LocalNodeOperations implements NodeOperations {
+  readonly #config: HarnessConfig;
+  readonly #state: LocalClusterState;
+  readonly #logger: Logger;
+
+  constructor(config: HarnessConfig, state: LocalClusterState, logger: Logger) {
+    this.#config = config;
+    this.#state = state;
+    this.#logger = logger;
+  }
+
+  async stop(name: string): Promise<void> {
+    const node = this.#node(name);
+    this.#logger.step(`stopping node ${name}`);
+    await stopNode(node, this.#state.network, this.#state.processes);
+    if (!this.#state.stoppedNodes.includes(name)) this.#state.stoppedNodes.push(name);
+    await saveState(this.#state);
+  }
+
+  async start(name: string): Promise<void> {
+    const node = this.#node(name);
+    this.#logger.step(`starting node ${name}`);
+    await bringLinkUp(node, this.#state.network);
+    const ctx = await this.#context();
+    const agent = await startAgent(ctx, node);
+    await waitNodeReady(ctx, node, agent, this.#state.kubeconfig);
+    await waitKubeProxyHealthy(ctx, node, await startKubeProxy(ctx, node, this.#proxyBinary(name)));
+    this.#state.stoppedNodes = this.#state.stoppedNodes.filter((n) => n !== name);
+    await saveState(this.#state);
+  }
+
+  async restartKubeProxy(name: string): Promise<void> {
+    await this.replaceKubeProxy(name, this.#proxyBinary(name));
+  }
+
+  async replaceKubeProxy(name: string, binary: string): Promise<void> {
+    const node = this.#node(name);
+    this.#logger.step(`restarting kube-proxy on ${name} (${binary})`);
+    const current = this.#state.processes.filter((p) => p.name === `kube-proxy/${name}`).at(-1);
+    if (current) await stopProcess(current.pid, `${node.dir}/`, 5_000);
+    const ctx = await this.#context();
+    await waitKubeProxyHealthy(ctx, node, await startKubeProxy(ctx, node, binary));
+  }
+
+  /** The binary kube-proxy last ran with on this node (a version swap sticks across restarts). */
+  #proxyBinary(name: string): string {
+    const last = this.#state.processes.filter((p) => p.name === `kube-proxy/${name}`).at(-1)?.argv[0];
+    if (!last) throw new TphError(`kube-proxy never ran on ${name}`);
+    return last;
+  }
+
+  #node(name: string): LocalNode {
+    const node = this.#state.nodes.find((n) => n.name === name);
+    if (!node) {
+      throw new TphError(`no node named ${name} in cluster ${this.#state.name}`, {
+        hint: `nodes: ${this.#state.nodes.map((n) => n.name).join(", ")}`,
+      });
+    }
+    return node;
+  }
+
+  async #context(): Promise<NodeProcessContext> {
+    return {
+      config: this.#config,
+      logger: this.#logger,
+      onStarted: async (record) => {
+        this.#state.processes.push(record);
+        await saveState(this.#state);
+      },
+    };
   }
 }

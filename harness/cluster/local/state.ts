@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { NetworkPlan } from "./network.ts";
+import type { LocalNode } from "./nodes.ts";
 import type { ProcessRecord } from "./process.ts";
 
 /**
@@ -20,6 +21,10 @@ export interface LocalClusterState {
   server: string;
   versions: Record<string, string>;
   processes: ProcessRecord[];
+  nodes: LocalNode[];
+  proxyMode: string;
+  /** Nodes stopped by `tph` (node operations), so status does not report their processes as failures. */
+  stoppedNodes: string[];
 }
 
 export function clusterDir(stateDir: string, name: string): string {

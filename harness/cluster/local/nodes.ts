@@ -1,0 +1,276 @@
+import { existsSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { request } from "undici";
+import { stringify } from "yaml";
+import type { CleanupStack } from "../../core/cleanup.ts";
+import type { HarnessConfig, NodeSpec } from "../../core/config.ts";
+import { run } from "../../core/exec.ts";
+import type { Logger } from "../../core/logger.ts";
+import { waitFor } from "../../core/wait.ts";
+import { kubeClients } from "../../k8s/client.ts";
+import type { AgentConfig } from "./agent/config.ts";
+import type { BinarySet } from "./binaries.ts";
+import { CNI_USER } from "./bootstrap.ts";
+import { ProcessDied } from "./control-plane.ts";
+import { attachNamespace, type NetworkPlan, nodeIP } from "./network.ts";
+import { type CertPair, issue, type Pki, writeKubeconfig } from "./pki.ts";
+import { isAlive, logTail, type ProcessRecord, startProcess, stopProcess } from "./process.ts";
+
+/**
+ * Worker nodes of a local cluster. Each node is a network namespace on the cluster bridge running two
+ * processes: the node agent (registers the Node, runs its pods) and a real kube-proxy (programs the
+ * namespace's own iptables or nftables ruleset, serves health on :10256).
+ */
+export interface LocalNode {
+  name: string;
+  index: number;
+  ip: string;
+  ns: string;
+  zone?: string;
+  labels: Record<string, string>;
+  dir: string;
+  agentConfig: string;
+  kubeProxyConfig: string;
+}
+
+export const KUBE_PROXY_HEALTH_PORT = 10256;
+const AGENT_MAIN = join(import.meta.dirname, "agent/main.ts");
+
+export function planNodes(config: HarnessConfig, plan: NetworkPlan, dir: string): LocalNode[] {
+  return config.local.nodes.map((spec: NodeSpec, i) => {
+    const index = i + 1;
+    // kind's naming, so suites and users see the same node names on both providers.
+    const name = `${config.clusterName}-worker${index === 1 ? "" : index}`;
+    const nodeDir = join(dir, "nodes", name);
+    return {
+      name,
+      index,
+      ip: nodeIP(plan, index),
+      ns: `${plan.bridgeNs.replace(/-net$/, "")}-n${index}`,
+      ...(spec.zone && { zone: spec.zone }),
+      labels: { ...(spec.zone && { "topology.kubernetes.io/zone": spec.zone }), ...spec.labels },
+      dir: nodeDir,
+      agentConfig: join(nodeDir, "agent.json"),
+      kubeProxyConfig: join(nodeDir, "kube-proxy.yaml"),
+    };
+  });
+}
+
+/** What starting and waiting on a node's processes needs. */
+export interface NodeProcessContext {
+  config: HarnessConfig;
+  logger: Logger;
+  signal?: AbortSignal;
+  onStarted(record: ProcessRecord): Promise<void>;
+}
+
+/** What creating a node needs, on top of that. */
+export interface NodeContext extends NodeProcessContext {
+  plan: NetworkPlan;
+  pki: Pki;
+  binaries: BinarySet;
+  server: string;
+}
+
+/** Creates the node's namespace and identities, and writes its agent and kube-proxy configs. */
+export async function prepareNode(ctx: NodeContext, node: LocalNode, stack: CleanupStack): Promise<void> {
+  await mkdir(join(node.dir, "pods"), { recursive: true });
+  await attachNamespace(ctx.plan, node.ns, `n${node.index}`, node.ip, stack, ctx.logger);
+  const kubeconfig = (id: string) => join(node.dir, `${id}.kubeconfig`);
+  const nodeIdentity = await issue(
+    ctx.pki.dir,
+    ctx.pki.ca,
+    { id: `node-${node.name}`, commonName: `system:node:${node.name}`, organization: "system:nodes" },
+    ctx.logger,
+  );
+  await writeKubeconfig(kubeconfig("agent"), {
+    clusterName: ctx.plan.clusterName,
+    server: ctx.server,
+    caCert: ctx.pki.ca.cert,
+    client: nodeIdentity,
+    user: `system:node:${node.name}`,
+  });
+  for (const [id, user] of [
+    ["kube-proxy", "system:kube-proxy"],
+    ["cni", CNI_USER],
+  ] as const) {
+    await writeKubeconfig(kubeconfig(id), {
+      clusterName: ctx.plan.clusterName,
+      server: ctx.server,
+      caCert: ctx.pki.ca.cert,
+      client: await sharedIdentity(ctx, id, user),
+      user,
+    });
+  }
+
+  const agent: AgentConfig = {
+    clusterName: ctx.plan.clusterName,
+    nodeName: node.name,
+    nodeIP: node.ip,
+    nodeNs: node.ns,
+    controlPlaneNs: ctx.plan.controlPlaneNs,
+    podNsPrefix: `${node.ns}-p`,
+    kubeconfig: kubeconfig("agent"),
+    cniKubeconfig: kubeconfig("cni"),
+    podsDir: join(node.dir, "pods"),
+    labels: node.labels,
+    images: [{ repositorySuffix: "agnhost", binary: ctx.binaries.paths.agnhost }],
+    kubeletVersion: ctx.binaries.versions.kubernetes ?? "",
+    leaseDurationSeconds: 40,
+    heartbeatSeconds: 10,
+  };
+  await writeFile(node.agentConfig, JSON.stringify(agent, null, 2));
+  await writeKubeProxyConfig(ctx, node, kubeconfig("kube-proxy"));
+}
+
+/** One certificate per cluster for identities every node shares (kube-proxy, the CNI part of the agent). */
+async function sharedIdentity(ctx: NodeContext, id: string, commonName: string): Promise<CertPair> {
+  const pair = { cert: join(ctx.pki.dir, `${id}.crt`), key: join(ctx.pki.dir, `${id}.key`) };
+  if (existsSync(pair.cert)) return pair;
+  return issue(ctx.pki.dir, ctx.pki.ca, { id, commonName }, ctx.logger);
+}
+
+export async function writeKubeProxyConfig(
+  ctx: Pick<NodeContext, "config" | "plan">,
+  node: LocalNode,
+  kubeconfig: string,
+) {
+  const mode = ctx.config.local.proxyMode;
+  await writeFile(
+    node.kubeProxyConfig,
+    stringify({
+      apiVersion: "kubeproxy.config.k8s.io/v1alpha1",
+      kind: "KubeProxyConfiguration",
+      clientConnection: { kubeconfig },
+      // Must equal the Node's name: locality of endpoints (Local policies) is decided by it.
+      hostnameOverride: node.name,
+      bindAddress: "0.0.0.0",
+      healthzBindAddress: `0.0.0.0:${KUBE_PROXY_HEALTH_PORT}`,
+      metricsBindAddress: "127.0.0.1:10249",
+      mode,
+      clusterCIDR: ctx.plan.podSubnet,
+      detectLocalMode: "ClusterCIDR",
+      iptables: { minSyncPeriod: "1s", syncPeriod: "30s" },
+      nftables: { minSyncPeriod: "1s", syncPeriod: "30s" },
+      // maxPerCore 0: nf_conntrack_max is global and a namespace must not set it (kind does the same).
+      conntrack: {
+        maxPerCore: 0,
+        tcpEstablishedTimeout: "0s",
+        tcpCloseWaitTimeout: "0s",
+        ...(mode === "nftables" && { tcpBeLiberal: true }),
+      },
+    }),
+  );
+}
+
+export async function startAgent(ctx: NodeProcessContext, node: LocalNode): Promise<ProcessRecord> {
+  const record = await startProcess({
+    name: `agent/${node.name}`,
+    netns: node.ns,
+    argv: [process.execPath, AGENT_MAIN, node.agentConfig],
+    log: join(node.dir, "agent.log"),
+    env: { TPH_LOG: ctx.config.logLevel },
+    hostMounts: true,
+  });
+  await ctx.onStarted(record);
+  return record;
+}
+
+export async function startKubeProxy(
+  ctx: NodeProcessContext,
+  node: LocalNode,
+  binary: string,
+): Promise<ProcessRecord> {
+  const record = await startProcess({
+    name: `kube-proxy/${node.name}`,
+    netns: node.ns,
+    argv: [binary, `--config=${node.kubeProxyConfig}`, "--v=2"],
+    log: join(node.dir, "kube-proxy.log"),
+  });
+  await ctx.onStarted(record);
+  return record;
+}
+
+/** Waits for the Node to be Ready with a podCIDR (the agent's work), failing fast if the agent dies. */
+export async function waitNodeReady(
+  ctx: NodeProcessContext,
+  node: LocalNode,
+  agent: ProcessRecord,
+  kubeconfig: string,
+) {
+  const { core } = kubeClients(kubeconfig);
+  await waitFor(
+    async () => {
+      if (!(await isAlive(agent.pid))) throw new ProcessDied(agent, await logTail(agent.log));
+      const n = await core.readNode({ name: node.name });
+      const ready = n.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
+      return ready && n.spec?.podCIDR
+        ? { done: true, value: undefined }
+        : { done: false, state: { ready, podCIDR: n.spec?.podCIDR } };
+    },
+    {
+      description: `node ${node.name} to register and be Ready`,
+      timeoutMs: ctx.config.local.readyTimeoutSeconds * 1000,
+      intervalMs: 200,
+      ...(ctx.signal && { signal: ctx.signal }),
+    },
+  );
+}
+
+/** Waits for kube-proxy's /livez on the node (its first sync done), failing fast if it dies. */
+export async function waitKubeProxyHealthy(
+  ctx: NodeProcessContext,
+  node: LocalNode,
+  proxy: ProcessRecord,
+): Promise<void> {
+  const url = `http://${node.ip}:${KUBE_PROXY_HEALTH_PORT}/livez`;
+  await waitFor(
+    async () => {
+      if (!(await isAlive(proxy.pid))) throw new ProcessDied(proxy, await logTail(proxy.log));
+      const res = await request(url, { headersTimeout: 1_000, bodyTimeout: 1_000 });
+      const body = await res.body.text();
+      return res.statusCode === 200
+        ? { done: true, value: undefined }
+        : { done: false, state: `${res.statusCode} ${body}` };
+    },
+    {
+      description: `kube-proxy on ${node.name} to answer ${url}`,
+      timeoutMs: ctx.config.local.readyTimeoutSeconds * 1000,
+      intervalMs: 200,
+      ...(ctx.signal && { signal: ctx.signal }),
+    },
+  );
+}
+
+/**
+ * Stops a node as a power cut would: its agent, kube-proxy and every pod process die, and its link
+ * goes down, so heartbeats stop and the real node lifecycle controller reacts.
+ */
+export async function stopNode(
+  node: LocalNode,
+  plan: NetworkPlan,
+  processes: ProcessRecord[],
+): Promise<void> {
+  await Promise.all(
+    processes.filter((p) => p.netns === node.ns).map((p) => stopProcess(p.pid, `${node.dir}/`, 1_000)),
+  );
+  // Pod processes live in pod namespaces named after the node.
+  const { stdout } = await run(["ip", "netns", "list"]);
+  for (const line of stdout.split("\n")) {
+    const ns = line.split(" ")[0] ?? "";
+    if (!ns.startsWith(`${node.ns}-p`)) continue;
+    const { stdout: pids } = await run(["ip", "netns", "pids", ns], { allowFailure: true });
+    for (const pid of pids.split("\n").filter(Boolean)) {
+      try {
+        process.kill(Number(pid), "SIGKILL");
+      } catch {}
+    }
+    await run(["ip", "netns", "del", ns], { allowFailure: true });
+  }
+  await run(["ip", "-n", plan.bridgeNs, "link", "set", `n${node.index}`, "down"]);
+}
+
+export async function bringLinkUp(node: LocalNode, plan: NetworkPlan): Promise<void> {
+  await run(["ip", "-n", plan.bridgeNs, "link", "set", `n${node.index}`, "up"]);
+}

@@ -1,0 +1,143 @@
+/**
+ * The probe: one small program, Node built-ins only, run wherever traffic starts (the external client's
+ * namespace, a pod's namespace). Each request is one JSON line on stdout, so the harness can account for
+ * every request:
+ *
+ *   {"seq":0,"start":1700000000000,"end":1700000000003,"outcome":"ok","status":200,"body":"10.250.0.200:41234"}
+ *
+ * outcome: ok (HTTP 2xx/3xx, or TCP connected) | refused | timeout | unreachable | reset | http_<status> | error
+ *
+ * usage: probe.ts --target HOST:PORT [--path /clientip] [--mode http|tcp] [--count N] [--interval-ms MS]
+ *                 [--timeout-ms MS] [--max-seconds S]
+ * Every run is bounded: at most --count requests (default 1) and --max-seconds of wall time (default 60).
+ */
+import { request } from "node:http";
+import { connect } from "node:net";
+import { parseArgs } from "node:util";
+
+export type Outcome = "ok" | "refused" | "timeout" | "unreachable" | "reset" | "error" | `http_${number}`;
+
+export interface ProbeEntry {
+  seq: number;
+  start: number;
+  end: number;
+  outcome: Outcome;
+  status?: number;
+  body?: string;
+  error?: string;
+}
+
+export interface ProbeOptions {
+  host: string;
+  port: number;
+  path: string;
+  mode: "http" | "tcp";
+  timeoutMs: number;
+}
+
+export function probeOnce(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
+  const start = Date.now();
+  const done = (e: Omit<ProbeEntry, "seq" | "start" | "end">): ProbeEntry => ({
+    seq,
+    start,
+    end: Date.now(),
+    ...e,
+  });
+  return new Promise((resolve) => {
+    const fail = (err: NodeJS.ErrnoException) =>
+      resolve(done({ outcome: classify(err), error: err.code ?? err.message }));
+    if (o.mode === "tcp") {
+      const socket = connect({ host: o.host, port: o.port });
+      socket.setTimeout(o.timeoutMs, () =>
+        socket.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })),
+      );
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(done({ outcome: "ok" }));
+      });
+      socket.once("error", fail);
+      return;
+    }
+    // A new connection per request (agent: false), as upstream's disruption tests do.
+    const req = request(
+      { host: o.host, port: o.port, path: o.path, agent: false, headers: { connection: "close" } },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          if (body.length < 4096) body += chunk;
+        });
+        res.on("end", () => {
+          const status = res.statusCode ?? 0;
+          resolve(
+            done({
+              outcome: status >= 200 && status < 400 ? "ok" : `http_${status}`,
+              status,
+              body: body.trim(),
+            }),
+          );
+        });
+        res.on("error", fail);
+      },
+    );
+    req.setTimeout(o.timeoutMs, () =>
+      req.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })),
+    );
+    req.on("error", fail);
+    req.end();
+  });
+}
+
+function classify(err: NodeJS.ErrnoException): Outcome {
+  switch (err.code) {
+    case "ECONNREFUSED":
+      return "refused";
+    case "ETIMEDOUT":
+      return "timeout";
+    case "EHOSTUNREACH": // nobody answered ARP for the address: the packet never left the client
+      return "unreachable";
+    case "ECONNRESET":
+    case "EPIPE":
+      return "reset";
+    default:
+      return "error";
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      target: { type: "string" },
+      path: { type: "string", default: "/" },
+      mode: { type: "string", default: "http" },
+      count: { type: "string", default: "1" },
+      "interval-ms": { type: "string", default: "0" },
+      "timeout-ms": { type: "string", default: "2000" },
+      "max-seconds": { type: "string", default: "60" },
+    },
+  });
+  const match = /^(.+):(\d+)$/.exec(values.target ?? "");
+  if (!match || (values.mode !== "http" && values.mode !== "tcp")) {
+    process.stderr.write(
+      "usage: probe.ts --target HOST:PORT [--path P] [--mode http|tcp] [--count N] [--interval-ms MS]\n",
+    );
+    process.exit(2);
+  }
+  const options: ProbeOptions = {
+    host: match[1] as string,
+    port: Number(match[2]),
+    path: values.path ?? "/",
+    mode: values.mode,
+    timeoutMs: Number(values["timeout-ms"]),
+  };
+  const count = Math.min(Number(values.count), 1_000_000);
+  const interval = Number(values["interval-ms"]);
+  const deadline = Date.now() + Number(values["max-seconds"]) * 1000;
+  for (let seq = 0; seq < count && Date.now() < deadline; seq++) {
+    const entry = await probeOnce(seq, options);
+    process.stdout.write(`${JSON.stringify(entry)}\n`);
+    if (interval > 0) await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+if (import.meta.main) await main();
