@@ -62,6 +62,16 @@ export interface StartedCluster extends AsyncDisposable {
   readonly network: ExternalNetwork;
   /** Runs a command as the external client: outside every node, with `network.clientIP` as source. */
   runExternal?(argv: string[], options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<ExecResult>;
+  /**
+   * Runs a command inside a pod's network namespace (local provider): how suites send traffic from a
+   * pod without needing a kubelet exec API.
+   */
+  runInPod?(
+    namespace: string,
+    pod: string,
+    argv: string[],
+    options?: { signal?: AbortSignal; timeoutMs?: number },
+  ): Promise<ExecResult>;
   /** Node lifecycle operations, where the provider supports them (both providers do). */
   readonly nodeOps?: NodeOperations;
   /** Health of each component, for `tph status`. */

@@ -66,6 +66,11 @@ export interface NodeProcessContext {
 }
 
 /** What creating a node needs, on top of that. */
+/** The network namespace of a pod on `node` (created by the node agent; see agent/sandbox.ts). */
+export function podNamespace(node: LocalNode, podUid: string): string {
+  return `${node.ns}-p${podUid.slice(0, 8)}`;
+}
+
 export interface NodeContext extends NodeProcessContext {
   plan: NetworkPlan;
   pki: Pki;
@@ -110,7 +115,7 @@ export async function prepareNode(ctx: NodeContext, node: LocalNode, stack: Clea
     nodeIP: node.ip,
     nodeNs: node.ns,
     controlPlaneNs: ctx.plan.controlPlaneNs,
-    podNsPrefix: `${node.ns}-p`,
+    podNsPrefix: podNamespace(node, ""),
     kubeconfig: kubeconfig("agent"),
     cniKubeconfig: kubeconfig("cni"),
     podsDir: join(node.dir, "pods"),
@@ -237,6 +242,38 @@ export async function waitKubeProxyHealthy(
     {
       description: `kube-proxy on ${node.name} to answer ${url}`,
       timeoutMs: ctx.config.local.readyTimeoutSeconds * 1000,
+      intervalMs: 200,
+      ...(ctx.signal && { signal: ctx.signal }),
+    },
+  );
+}
+
+/** Waits until every node routes to every other node's pod CIDR (the agents' routing has converged). */
+export async function waitRoutes(
+  ctx: NodeProcessContext,
+  nodes: LocalNode[],
+  kubeconfig: string,
+): Promise<void> {
+  const { core } = kubeClients(kubeconfig);
+  await waitFor(
+    async () => {
+      const cidrs = new Map((await core.listNode()).items.map((n) => [n.metadata?.name, n.spec?.podCIDR]));
+      const missing: string[] = [];
+      for (const node of nodes) {
+        const { stdout } = await run(["ip", "-n", node.ns, "-4", "route", "show"]);
+        for (const other of nodes) {
+          const cidr = cidrs.get(other.name);
+          if (other !== node && (!cidr || !stdout.includes(`${cidr} via ${other.ip}`)))
+            missing.push(`${node.name}→${other.name}`);
+        }
+      }
+      return missing.length === 0
+        ? { done: true, value: undefined }
+        : { done: false, state: `missing routes ${missing.join(", ")}` };
+    },
+    {
+      description: "pod routes between all nodes",
+      timeoutMs: 30_000,
       intervalMs: 200,
       ...(ctx.signal && { signal: ctx.signal }),
     },

@@ -5,6 +5,7 @@ import { type HarnessConfig, NAME_PREFIX } from "../../core/config.ts";
 import { TphError } from "../../core/errors.ts";
 import { type ExecResult, run, which } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
+import { kubeClients } from "../../k8s/client.ts";
 import type {
   ClusterNode,
   ClusterProvider,
@@ -34,12 +35,14 @@ import {
   type NodeContext,
   type NodeProcessContext,
   planNodes,
+  podNamespace,
   prepareNode,
   startAgent,
   startKubeProxy,
   stopNode,
   waitKubeProxyHealthy,
   waitNodeReady,
+  waitRoutes,
 } from "./nodes.ts";
 import { createPki, issue, writeKubeconfig } from "./pki.ts";
 import { isOurs, type ProcessRecord, stopProcess } from "./process.ts";
@@ -205,6 +208,7 @@ export const localProvider: ClusterProvider = {
             waitNodeReady(nodeCtx, node, agents[i] as ProcessRecord, state.kubeconfig),
           ),
         );
+        await waitRoutes(nodeCtx, state.nodes, state.kubeconfig);
         const proxies: ProcessRecord[] = [];
         for (const node of state.nodes)
           proxies.push(await startKubeProxy(nodeCtx, node, binaries.paths["kube-proxy"]));
@@ -320,6 +324,21 @@ class LocalCluster implements StartedCluster {
     options: { signal?: AbortSignal; timeoutMs?: number } = {},
   ): Promise<ExecResult> {
     return run(argv, { netns: this.#state.network.clientNs, allowFailure: true, ...options });
+  }
+
+  async runInPod(
+    namespace: string,
+    pod: string,
+    argv: string[],
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<ExecResult> {
+    const { core } = kubeClients(this.kubeconfigPath);
+    const p = await core.readNamespacedPod({ namespace, name: pod });
+    const node = this.#state.nodes.find((n) => n.name === p.spec?.nodeName);
+    if (!node || !p.metadata?.uid)
+      throw new TphError(`pod ${namespace}/${pod} is not running on a node of ${this.name}`);
+    const netns = p.spec?.hostNetwork ? node.ns : podNamespace(node, p.metadata.uid);
+    return run(argv, { netns, allowFailure: true, ...options });
   }
 
   async status(): Promise<ComponentStatus[]> {

@@ -217,7 +217,7 @@ export class NodeAgent {
       } catch (err) {
         this.#logger.warn(`route sync failed: ${apiErrorMessage(err)}`);
       }
-      await sleep(2_000, signal).catch(() => undefined);
+      await sleep(1_000, signal).catch(() => undefined);
     }
   }
 

@@ -1,0 +1,90 @@
+import { join } from "node:path";
+import type { StartedCluster } from "../cluster/provider.ts";
+import { TphError } from "../core/errors.ts";
+import type { ExecResult } from "../core/exec.ts";
+import type { ProbeEntry } from "./probe.ts";
+
+/** Where a probe runs: the external client, or inside a pod (its network namespace). */
+export type ProbeSource = { kind: "external" } | { kind: "pod"; namespace: string; name: string };
+
+export interface ProbeRequest {
+  target: string;
+  path?: string;
+  mode?: "http" | "tcp";
+  count?: number;
+  intervalMs?: number;
+  timeoutMs?: number;
+}
+
+const PROBE = join(import.meta.dirname, "probe.ts");
+
+/** Runs the probe program from `source` and returns one entry per request. Bounded by count and time. */
+export async function runProbe(
+  cluster: StartedCluster,
+  source: ProbeSource,
+  req: ProbeRequest,
+): Promise<ProbeEntry[]> {
+  const count = req.count ?? 1;
+  const timeoutMs = req.timeoutMs ?? 2_000;
+  const argv = [
+    process.execPath,
+    PROBE,
+    `--target=${req.target}`,
+    `--path=${req.path ?? "/"}`,
+    `--mode=${req.mode ?? "http"}`,
+    `--count=${count}`,
+    `--interval-ms=${req.intervalMs ?? 0}`,
+    `--timeout-ms=${timeoutMs}`,
+    `--max-seconds=${Math.ceil((count * (timeoutMs + (req.intervalMs ?? 0))) / 1000) + 5}`,
+  ];
+  let result: ExecResult;
+  if (source.kind === "external" && cluster.runExternal) {
+    result = await cluster.runExternal(argv);
+  } else if (source.kind === "pod" && cluster.runInPod) {
+    result = await cluster.runInPod(source.namespace, source.name, argv);
+  } else {
+    throw new TphError(`provider ${cluster.provider} cannot run probes from ${source.kind}`);
+  }
+  if (result.exitCode !== 0)
+    throw new TphError(`probe failed (exit ${result.exitCode}): ${result.stderr.slice(-500)}`);
+  return result.stdout
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as ProbeEntry);
+}
+
+/** The address part of agnhost's `/clientip` answer ("10.250.0.200:41234" → "10.250.0.200"). */
+export function clientIpOf(entry: ProbeEntry): string | undefined {
+  return entry.outcome === "ok" ? entry.body?.replace(/:\d+$/, "") : undefined;
+}
+
+/** An entry's outcome with its error code, for assertions whose failure message should explain itself. */
+export function outcomeOf(entry: ProbeEntry): string {
+  return entry.error ? `${entry.outcome}:${entry.error}` : entry.outcome;
+}
+
+/**
+ * Waits until one request from `source` succeeds: kube-proxy programs a new Service within about a
+ * second (minSyncPeriod), and a suite's strict assertions start after that, not during it.
+ */
+export async function waitServing(
+  cluster: StartedCluster,
+  source: ProbeSource,
+  req: ProbeRequest,
+  timeoutMs = 15_000,
+) {
+  const { waitFor } = await import("../core/wait.ts");
+  await waitFor(
+    async () => {
+      const [entry] = await runProbe(cluster, source, { ...req, count: 1, timeoutMs: 1_000 });
+      return entry?.outcome === "ok"
+        ? { done: true, value: undefined }
+        : { done: false, state: entry && outcomeOf(entry) };
+    },
+    {
+      description: `${req.target} to answer from ${source.kind === "pod" ? `pod ${source.name}` : "the external client"}`,
+      timeoutMs,
+      intervalMs: 200,
+    },
+  );
+}

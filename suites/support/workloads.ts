@@ -1,0 +1,110 @@
+import type { V1Deployment, V1Pod, V1Service } from "@kubernetes/client-node";
+import { waitFor } from "../../harness/core/wait.ts";
+import type { KubeClients } from "../../harness/k8s/client.ts";
+
+/** Workloads and Service variants as data, so a suite states what differs and nothing else. */
+export const AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53";
+
+export function netexecPod(
+  name: string,
+  options: { node?: string; labels?: Record<string, string>; args?: string[] } = {},
+): V1Pod {
+  return {
+    metadata: { name, labels: { app: name, ...options.labels } },
+    spec: {
+      ...(options.node && { nodeSelector: { "kubernetes.io/hostname": options.node } }),
+      containers: [
+        {
+          name: "netexec",
+          image: AGNHOST,
+          args: ["netexec", "--http-port=8080", "--udp-port=-1", ...(options.args ?? [])],
+        },
+      ],
+    },
+  };
+}
+
+export function netexecDeployment(
+  name: string,
+  replicas: number,
+  options: { node?: string } = {},
+): V1Deployment {
+  const pod = netexecPod(name, options);
+  return {
+    metadata: { name },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: { metadata: pod.metadata, spec: pod.spec },
+    },
+  };
+}
+
+export type ServiceVariant = {
+  type: "ClusterIP" | "NodePort" | "LoadBalancer";
+  externalTrafficPolicy?: "Local" | "Cluster";
+  internalTrafficPolicy?: "Local" | "Cluster";
+};
+
+export function service(name: string, selector: string, variant: ServiceVariant): V1Service {
+  return {
+    metadata: { name },
+    spec: {
+      type: variant.type,
+      selector: { app: selector },
+      ports: [{ name: "http", port: 80, targetPort: 8080 }],
+      ...(variant.externalTrafficPolicy && { externalTrafficPolicy: variant.externalTrafficPolicy }),
+      ...(variant.internalTrafficPolicy && { internalTrafficPolicy: variant.internalTrafficPolicy }),
+    },
+  };
+}
+
+/** Waits until `count` pods matching `app=<label>` are Ready; returns them. */
+export async function waitPodsReady(
+  k8s: KubeClients,
+  namespace: string,
+  label: string,
+  count: number,
+): Promise<V1Pod[]> {
+  return waitFor(
+    async () => {
+      const pods = (
+        await k8s.core.listNamespacedPod({ namespace, labelSelector: `app=${label}` })
+      ).items.filter((p) => !p.metadata?.deletionTimestamp);
+      const ready = pods.filter((p) =>
+        p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+      );
+      return ready.length === count
+        ? { done: true, value: ready }
+        : {
+            done: false,
+            state: pods.map((p) => `${p.metadata?.name}:${p.status?.phase}:${p.spec?.nodeName}`),
+          };
+    },
+    { description: `${count} ready pods with app=${label}`, timeoutMs: 60_000 },
+  );
+}
+
+/** Waits until the Service's EndpointSlices list `count` ready endpoints. */
+export async function waitEndpoints(
+  k8s: KubeClients,
+  namespace: string,
+  svc: string,
+  count: number,
+): Promise<void> {
+  const { DiscoveryV1Api } = await import("@kubernetes/client-node");
+  const discovery = k8s.kubeconfig.makeApiClient(DiscoveryV1Api);
+  await waitFor(
+    async () => {
+      const slices = await discovery.listNamespacedEndpointSlice({
+        namespace,
+        labelSelector: `kubernetes.io/service-name=${svc}`,
+      });
+      const ready = slices.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready).length;
+      return ready === count
+        ? { done: true, value: undefined }
+        : { done: false, state: `${ready} ready endpoints` };
+    },
+    { description: `${count} ready endpoints for service ${svc}`, timeoutMs: 30_000 },
+  );
+}
