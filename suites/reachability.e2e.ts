@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { clientIpOf, outcomeOf, runProbe, waitServing } from "../harness/traffic/run-probe.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
-import { netexecDeployment, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+import { clientPod, netexecDeployment, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * An agnhost netexec Deployment behind ClusterIP and NodePort Services answers from pods on every node

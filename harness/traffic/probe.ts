@@ -37,24 +37,28 @@ export interface ProbeOptions {
 
 export function probeOnce(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
   const start = Date.now();
-  const done = (e: Omit<ProbeEntry, "seq" | "start" | "end">): ProbeEntry => ({
-    seq,
-    start,
-    end: Date.now(),
-    ...e,
-  });
   return new Promise((resolve) => {
+    let settled = false;
+    let abort = () => {};
+    const settle = (e: Omit<ProbeEntry, "seq" | "start" | "end">) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      abort();
+      resolve({ seq, start, end: Date.now(), ...e });
+    };
     const fail = (err: NodeJS.ErrnoException) =>
-      resolve(done({ outcome: classify(err), error: err.code ?? err.message }));
+      settle({ outcome: classify(err), error: err.code ?? err.message });
+    // One deadline for the whole request, connect included: socket idle timers do not cover a SYN that
+    // is never answered, which is exactly what a blackhole looks like.
+    const timer = setTimeout(
+      () => fail(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })),
+      o.timeoutMs,
+    );
     if (o.mode === "tcp") {
       const socket = connect({ host: o.host, port: o.port });
-      socket.setTimeout(o.timeoutMs, () =>
-        socket.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })),
-      );
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve(done({ outcome: "ok" }));
-      });
+      abort = () => socket.destroy();
+      socket.once("connect", () => settle({ outcome: "ok" }));
       socket.once("error", fail);
       return;
     }
@@ -69,20 +73,16 @@ export function probeOnce(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
         });
         res.on("end", () => {
           const status = res.statusCode ?? 0;
-          resolve(
-            done({
-              outcome: status >= 200 && status < 400 ? "ok" : `http_${status}`,
-              status,
-              body: body.trim(),
-            }),
-          );
+          settle({
+            outcome: status >= 200 && status < 400 ? "ok" : `http_${status}`,
+            status,
+            body: body.trim(),
+          });
         });
         res.on("error", fail);
       },
     );
-    req.setTimeout(o.timeoutMs, () =>
-      req.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })),
-    );
+    abort = () => req.destroy();
     req.on("error", fail);
     req.end();
   });

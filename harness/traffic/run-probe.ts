@@ -2,7 +2,8 @@ import { join } from "node:path";
 import type { StartedCluster } from "../cluster/provider.ts";
 import { TphError } from "../core/errors.ts";
 import type { ExecResult } from "../core/exec.ts";
-import type { ProbeEntry } from "./probe.ts";
+import { waitFor } from "../core/wait.ts";
+import type { Outcome, ProbeEntry } from "./probe.ts";
 
 /** Where a probe runs: the external client, or inside a pod (its network namespace). */
 export type ProbeSource = { kind: "external" } | { kind: "pod"; namespace: string; name: string };
@@ -64,27 +65,34 @@ export function outcomeOf(entry: ProbeEntry): string {
 }
 
 /**
- * Waits until one request from `source` succeeds: kube-proxy programs a new Service within about a
- * second (minSyncPeriod), and a suite's strict assertions start after that, not during it.
+ * Waits until a request from `source` ends in `outcome` (default ok). kube-proxy programs a change within
+ * about a second (minSyncPeriod); a suite's strict assertions start after that, not during it.
  */
-export async function waitServing(
+export async function waitOutcome(
   cluster: StartedCluster,
   source: ProbeSource,
   req: ProbeRequest,
+  outcome: Outcome = "ok",
   timeoutMs = 15_000,
-) {
-  const { waitFor } = await import("../core/wait.ts");
+): Promise<void> {
   await waitFor(
     async () => {
-      const [entry] = await runProbe(cluster, source, { ...req, count: 1, timeoutMs: 1_000 });
-      return entry?.outcome === "ok"
+      const [entry] = await runProbe(cluster, source, {
+        ...req,
+        count: 1,
+        timeoutMs: req.timeoutMs ?? 1_000,
+      });
+      return entry?.outcome === outcome
         ? { done: true, value: undefined }
         : { done: false, state: entry && outcomeOf(entry) };
     },
     {
-      description: `${req.target} to answer from ${source.kind === "pod" ? `pod ${source.name}` : "the external client"}`,
+      description: `${req.target} to give "${outcome}" from ${source.kind === "pod" ? `pod ${source.name}` : "the external client"}`,
       timeoutMs,
       intervalMs: 200,
     },
   );
 }
+
+export const waitServing = (cluster: StartedCluster, source: ProbeSource, req: ProbeRequest) =>
+  waitOutcome(cluster, source, req);

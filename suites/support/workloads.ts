@@ -24,6 +24,17 @@ export function netexecPod(
   };
 }
 
+/** A client pod pinned to `node`: agnhost pause, a process that idles; suites probe from its namespace. */
+export function clientPod(name: string, node: string): V1Pod {
+  return {
+    metadata: { name, labels: { app: "client" } },
+    spec: {
+      nodeSelector: { "kubernetes.io/hostname": node },
+      containers: [{ name: "client", image: AGNHOST, args: ["pause"] }],
+    },
+  };
+}
+
 export function netexecDeployment(
   name: string,
   replicas: number,

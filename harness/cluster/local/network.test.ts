@@ -15,6 +15,7 @@ describe("planNetwork", () => {
       hostLink: "tph-ci",
       hostIP: "10.250.0.1",
       controlPlaneIP: "10.250.0.2",
+      gatewayIP: "10.250.0.3",
       clientIP: "10.250.0.200",
       loadBalancerRange: "10.250.0.239-10.250.0.254",
       kubernetesServiceIP: "10.96.0.1",

@@ -26,6 +26,12 @@ export interface NetworkPlan {
   hostLink: string;
   hostIP: string;
   controlPlaneIP: string;
+  /**
+   * The nodes' default gateway: an address nobody holds. Real nodes have a default route, and kube-proxy's
+   * REJECT for a Service without endpoints sits in the FORWARD path, which a packet only reaches once
+   * routing found a route. Traffic no rule claims goes towards it and is lost, as it would be upstream.
+   */
+  gatewayIP: string;
   clientNs: string;
   clientIP: string;
   /** MetalLB's pool: the top 16 addresses of the subnet, short of broadcast. */
@@ -71,6 +77,7 @@ export function planNetwork(clusterName: string, local: LocalProviderConfig): Ne
     hostLink: base,
     hostIP: nthAddress(subnet, 1),
     controlPlaneIP: nthAddress(subnet, 2),
+    gatewayIP: nthAddress(subnet, 3),
     clientNs: `${base}-ext`,
     clientIP: nthAddress(subnet, CLIENT_INDEX),
     loadBalancerRange: `${formatIp(top - 15)}-${formatIp(top)}`,
@@ -142,6 +149,7 @@ export async function attachNamespace(
   ip: string,
   stack: CleanupStack,
   logger: Logger,
+  options: { defaultRoute?: boolean } = {},
 ): Promise<void> {
   const opts = { logger };
   await createNamespace(ns, logger);
@@ -153,4 +161,6 @@ export async function attachNamespace(
   await run(["ip", "-n", plan.bridgeNs, "link", "set", port, "master", "br0", "up"], opts);
   await run(["ip", "-n", ns, "addr", "add", `${ip}/${plan.prefix}`, "dev", "eth0"], opts);
   await run(["ip", "-n", ns, "link", "set", "eth0", "up"], opts);
+  if (options.defaultRoute)
+    await run(["ip", "-n", ns, "route", "add", "default", "via", plan.gatewayIP, "dev", "eth0"], opts);
 }

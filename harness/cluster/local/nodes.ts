@@ -81,7 +81,9 @@ export interface NodeContext extends NodeProcessContext {
 /** Creates the node's namespace and identities, and writes its agent and kube-proxy configs. */
 export async function prepareNode(ctx: NodeContext, node: LocalNode, stack: CleanupStack): Promise<void> {
   await mkdir(join(node.dir, "pods"), { recursive: true });
-  await attachNamespace(ctx.plan, node.ns, `n${node.index}`, node.ip, stack, ctx.logger);
+  await attachNamespace(ctx.plan, node.ns, `n${node.index}`, node.ip, stack, ctx.logger, {
+    defaultRoute: true,
+  });
   const kubeconfig = (id: string) => join(node.dir, `${id}.kubeconfig`);
   const nodeIdentity = await issue(
     ctx.pki.dir,

@@ -1,0 +1,68 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createServer as createTcpServer } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { probeOnce } from "./probe.ts";
+
+/** The probe's outcome classes against real sockets on loopback. */
+let http: Server;
+let port: number;
+let silentPort: number;
+let closedPort: number;
+const silent = createTcpServer(() => {}); // accepts and never answers: an HTTP request times out
+
+beforeAll(async () => {
+  http = createServer((req, res) => {
+    if (req.url === "/fail") res.writeHead(503).end("no");
+    else res.end(`${req.socket.remoteAddress}:${req.socket.remotePort}`);
+  });
+  await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
+  port = (http.address() as AddressInfo).port;
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+  silentPort = (silent.address() as AddressInfo).port;
+  const probe = createTcpServer();
+  await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+  closedPort = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+});
+
+afterAll(() => {
+  http.close();
+  silent.close();
+});
+
+const base = { host: "127.0.0.1", path: "/", mode: "http" as const, timeoutMs: 300 };
+
+describe("probeOnce", () => {
+  it("ok, with the body the server sent", async () => {
+    const e = await probeOnce(7, { ...base, port });
+    expect(e).toMatchObject({ seq: 7, outcome: "ok", status: 200 });
+    expect(e.body).toMatch(/^127\.0\.0\.1:\d+$/);
+  });
+
+  it("an HTTP error status is its own outcome", async () => {
+    expect(await probeOnce(0, { ...base, port, path: "/fail" })).toMatchObject({
+      outcome: "http_503",
+      status: 503,
+    });
+  });
+
+  it("refused when nothing listens", async () => {
+    expect(await probeOnce(0, { ...base, port: closedPort })).toMatchObject({
+      outcome: "refused",
+      error: "ECONNREFUSED",
+    });
+  });
+
+  it("timeout when nothing answers, within the deadline", async () => {
+    const e = await probeOnce(0, { ...base, port: silentPort });
+    expect(e.outcome).toBe("timeout");
+    expect(e.end - e.start).toBeGreaterThanOrEqual(290);
+    expect(e.end - e.start).toBeLessThan(1_000);
+  });
+
+  it("tcp mode: connected is ok, closed is refused", async () => {
+    expect((await probeOnce(0, { ...base, mode: "tcp", port: silentPort })).outcome).toBe("ok");
+    expect((await probeOnce(0, { ...base, mode: "tcp", port: closedPort })).outcome).toBe("refused");
+  });
+});
