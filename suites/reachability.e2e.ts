@@ -18,15 +18,7 @@ describe.each(PROXY_MODES)("reachability (kube-proxy %s)", (mode) => {
     for (const node of nodes) {
       await f.k8s.core.createNamespacedPod({
         namespace: ns,
-        body: {
-          metadata: { name: `client-${node.name}`, labels: { app: "client" } },
-          spec: {
-            nodeSelector: { "kubernetes.io/hostname": node.name },
-            containers: [
-              { name: "c", image: "registry.k8s.io/e2e-test-images/agnhost:2.53", args: ["pause"] },
-            ],
-          },
-        },
+        body: clientPod(`client-${node.name}`, node.name),
       });
     }
     const svc = await f.k8s.core.createNamespacedService({

@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { waitFor } from "../harness/core/wait.ts";
+import { useCluster } from "./support/cluster.ts";
+import { netexecPod, waitPodsReady } from "./support/workloads.ts";
+
+/**
+ * Stopping a node (agent, kube-proxy and pods die; its link goes down): the real node lifecycle
+ * controller marks the Node not Ready after the grace period and marks its pods not ready, which is what
+ * removes them from Service endpoints. Starting it again brings the Node and its pods back.
+ */
+const GRACE_SECONDS = 10;
+
+describe("node stop and start", () => {
+  const f = useCluster({ clusterName: "nodestop", local: { nodeMonitorGracePeriodSeconds: GRACE_SECONDS } });
+
+  it("turns the Node and its pods not ready through the real controller, and back", async () => {
+    const [, victim] = await f.cluster.nodes();
+    if (!victim || !f.cluster.nodeOps) return expect.fail("needs two nodes and node operations");
+    await f.k8s.core.createNamespacedPod({
+      namespace: "default",
+      body: netexecPod("victim", { node: victim.name }),
+    });
+    await waitPodsReady(f.k8s, "default", "victim", 1);
+
+    const stoppedAt = Date.now();
+    await f.cluster.nodeOps.stop(victim.name);
+    const readiness = async () => {
+      const node = await f.k8s.core.readNode({ name: victim.name });
+      const pod = await f.k8s.core.readNamespacedPod({ name: "victim", namespace: "default" });
+      return {
+        node: node.status?.conditions?.find((c) => c.type === "Ready")?.status,
+        pod: pod.status?.conditions?.find((c) => c.type === "Ready")?.status,
+      };
+    };
+    await waitFor(
+      async () => {
+        const r = await readiness();
+        return r.node === "Unknown" && r.pod === "False"
+          ? { done: true, value: r }
+          : { done: false, state: r };
+      },
+      {
+        description: "the Node to go Unknown and its pod not ready",
+        timeoutMs: (GRACE_SECONDS + 30) * 1000,
+        intervalMs: 500,
+      },
+    );
+    const tookMs = Date.now() - stoppedAt;
+    // Not before the grace period: it is the controller's doing, not ours.
+    expect(tookMs).toBeGreaterThanOrEqual((GRACE_SECONDS - 1) * 1000);
+
+    await f.cluster.nodeOps.start(victim.name);
+    await waitFor(
+      async () => {
+        const r = await readiness();
+        return r.node === "True" && r.pod === "True" ? { done: true, value: r } : { done: false, state: r };
+      },
+      { description: "the Node and its pod to be Ready again", timeoutMs: 30_000, intervalMs: 500 },
+    );
+  });
+});
