@@ -11,8 +11,8 @@ import { type HostSnapshot, leftovers, snapshotHost } from "./support/host-snaps
 
 /**
  * The local provider's control plane is real: the apiserver serves the pinned version, the real
- * controllers turn a Deployment into a ReplicaSet and Pods, and the real scheduler binds them to Nodes.
- * (Until the node agent exists, this suite registers the Node objects itself.) Tear-down leaves nothing.
+ * controllers turn a Deployment into a ReplicaSet and Pods, the real scheduler binds them to the Nodes
+ * the node agents registered, and the agents run them. Tear-down leaves nothing.
  */
 const config = e2eConfig({ clusterName: "cpe2e" });
 const logger = createLogger(config.logLevel);
@@ -50,40 +50,22 @@ describe("local control plane", () => {
     expect(JSON.parse(stdout).gitVersion).toBe((await pinnedVersions(config.repoRoot)).kubernetes);
   });
 
-  it("runs the controllers and the scheduler: a Deployment becomes a ReplicaSet and bound Pods", async () => {
-    const nodeNames = ["worker-a", "worker-b"];
-    for (const name of nodeNames) {
-      await k8s.core.createNode({
-        body: {
-          metadata: { name, labels: { "kubernetes.io/hostname": name } },
-          status: {
-            conditions: [
-              {
-                type: "Ready",
-                status: "True",
-                reason: "KubeletReady",
-                lastHeartbeatTime: new Date(),
-                lastTransitionTime: new Date(),
-              },
-            ],
-            addresses: [{ type: "InternalIP", address: "10.250.7.99" }],
-            capacity: { cpu: "4", memory: "8Gi", pods: "110" },
-            allocatable: { cpu: "4", memory: "8Gi", pods: "110" },
-          },
-        },
-      });
-    }
+  it("runs the controllers, the scheduler and the nodes: a Deployment becomes a ReplicaSet and running Pods", async () => {
     await k8s.core.createNamespace({ body: { metadata: { name: "e2e" } } });
     await k8s.apps.createNamespacedDeployment({
       namespace: "e2e",
       body: {
         metadata: { name: "web" },
         spec: {
-          replicas: 3,
+          replicas: 4,
           selector: { matchLabels: { app: "web" } },
           template: {
             metadata: { labels: { app: "web" } },
-            spec: { containers: [{ name: "web", image: "registry.k8s.io/e2e-test-images/agnhost:2.53" }] },
+            spec: {
+              containers: [
+                { name: "web", image: "registry.k8s.io/e2e-test-images/agnhost:2.53", args: ["netexec"] },
+              ],
+            },
           },
         },
       },
@@ -100,42 +82,50 @@ describe("local control plane", () => {
     );
     expect(replicaSets[0]?.metadata?.ownerReferences?.[0]?.name).toBe("web");
 
+    // The node IPAM controller (--allocate-node-cidrs) gives each Node a podCIDR from the pod subnet.
+    const nodes = (await k8s.core.listNode()).items;
+    expect(nodes.map((n) => n.metadata?.name).sort()).toEqual(
+      (await cluster.nodes()).map((n) => n.name).sort(),
+    );
+    const cidrOf = new Map(nodes.map((n) => [n.metadata?.name, n.spec?.podCIDR]));
+    for (const cidr of cidrOf.values()) expect(cidr).toMatch(/^10\.244\.\d+\.0\/24$/);
+
     const pods = await waitFor(
       async () => {
         const list = await k8s.core.listNamespacedPod({ namespace: "e2e" });
-        const bound = list.items.filter((p) => p.spec?.nodeName);
-        return bound.length === 3
-          ? { done: true, value: bound }
+        const running = list.items.filter((p) => p.status?.phase === "Running" && p.status.podIP);
+        return running.length === 4
+          ? { done: true, value: running }
           : {
               done: false,
-              state: list.items.map((p) => `${p.metadata?.name}@${p.spec?.nodeName ?? "unbound"}`),
+              state: list.items.map(
+                (p) => `${p.metadata?.name}@${p.spec?.nodeName ?? "unbound"}:${p.status?.phase}`,
+              ),
             };
       },
-      { description: "3 pods bound by the scheduler", timeoutMs: 60_000 },
+      { description: "4 pods bound by the scheduler and running on the nodes", timeoutMs: 60_000 },
     );
-    for (const pod of pods) expect(nodeNames).toContain(pod.spec?.nodeName);
-
-    // The node IPAM controller (--allocate-node-cidrs) gives each Node a podCIDR from the pod subnet.
-    const nodes = await waitFor(
-      async () => {
-        const list = await k8s.core.listNode();
-        return list.items.every((n) => n.spec?.podCIDR)
-          ? { done: true, value: list.items }
-          : { done: false, state: list.items.map((n) => n.spec?.podCIDR) };
-      },
-      { description: "podCIDRs on every Node", timeoutMs: 30_000 },
-    );
-    for (const n of nodes) expect(n.spec?.podCIDR).toMatch(/^10\.244\.\d+\.0\/24$/);
+    for (const pod of pods) {
+      // Each pod's IP comes from its own node's podCIDR.
+      const prefix = cidrOf.get(pod.spec?.nodeName)?.replace(/0\/24$/, "");
+      expect(pod.status?.podIP?.startsWith(prefix ?? "none")).toBe(true);
+      expect(pod.status?.podIPs).toEqual([{ ip: pod.status?.podIP }]);
+    }
   });
 
   it("reports every component running", async () => {
     const status = await cluster.status();
-    expect(status.map((s) => s.component).sort()).toEqual([
-      "etcd",
-      "kube-apiserver",
-      "kube-controller-manager",
-      "kube-scheduler",
-    ]);
+    const names = (await cluster.nodes()).map((n) => n.name);
+    expect(status.map((s) => s.component).sort()).toEqual(
+      [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        ...names.map((n) => `agent/${n}`),
+        ...names.map((n) => `kube-proxy/${n}`),
+      ].sort(),
+    );
     expect(status.every((s) => s.running)).toBe(true);
   });
 
