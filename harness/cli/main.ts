@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { ensureBinaries } from "../cluster/local/binaries.ts";
 import { getProvider } from "../cluster/providers.ts";
@@ -6,10 +7,14 @@ import {
   DEFAULTS,
   type HarnessConfig,
   loadConfig,
+  nodeCount,
+  parseClusterFile,
   parseProvider,
+  parseProxyMode,
 } from "../core/config.ts";
 import { describeError, TphError, UsageError } from "../core/errors.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
+import { kubeClients } from "../k8s/client.ts";
 
 /**
  * `tph`: the command line. Each command is a small function over the library; parsing and configuration
@@ -23,7 +28,10 @@ interface Command {
     config: HarnessConfig,
     values: Record<string, string | boolean | undefined>,
     logger: Logger,
+    positionals: string[],
   ): Promise<number>;
+  /** Whether words after the options (after `--`) are the command's own arguments. */
+  positionals?: boolean;
 }
 
 const common = {
@@ -40,9 +48,19 @@ const common = {
 const commands: Record<string, Command> = {
   up: {
     summary: "bring a cluster up and leave it running",
-    usage: "tph up [--provider local] [--name NAME] [--node-subnet CIDR] [--retain]",
+    usage:
+      "tph up [--provider local] [--name NAME] [--nodes N] [--proxy-mode iptables|nftables] [--config FILE] [--retain]",
     options: {
       ...common,
+      nodes: { type: "string", help: `worker nodes (default ${DEFAULTS.nodes}, or TPH_NODES)` },
+      "proxy-mode": {
+        type: "string",
+        help: "kube-proxy mode: iptables (default) or nftables; ipvs needs a kernel with IPVS",
+      },
+      config: {
+        type: "string",
+        help: "cluster file (YAML): per-node zones and labels, proxyMode, subnets; see docs/providers.md",
+      },
       "node-subnet": {
         type: "string",
         help: `cluster network (default ${DEFAULTS.nodeSubnet}); must not collide with host routes`,
@@ -64,6 +82,48 @@ const commands: Record<string, Command> = {
       });
       process.stdout.write(`${cluster.kubeconfigPath}\n`);
       return 0;
+    },
+  },
+  nodes: {
+    summary: "list a running cluster's nodes: name, IP, zone, Ready",
+    usage: "tph nodes [--name NAME]",
+    options: { ...common },
+    async run(config, _values, logger) {
+      const cluster = await attachOrFail(config, logger);
+      const { core } = kubeClients(cluster.kubeconfigPath);
+      const live = new Map((await core.listNode()).items.map((n) => [n.metadata?.name, n]));
+      process.stdout.write(
+        `${"NAME".padEnd(20)} ${"INTERNAL-IP".padEnd(15)} ${"ZONE".padEnd(12)} ${"READY".padEnd(8)} POD-CIDR\n`,
+      );
+      for (const node of await cluster.nodes()) {
+        const n = live.get(node.name);
+        const ready = n?.status?.conditions?.find((c) => c.type === "Ready")?.status ?? "missing";
+        process.stdout.write(
+          `${node.name.padEnd(20)} ${node.internalIP.padEnd(15)} ${(node.zone ?? "-").padEnd(12)} ${ready.padEnd(8)} ${n?.spec?.podCIDR ?? "-"}\n`,
+        );
+      }
+      return 0;
+    },
+  },
+  client: {
+    summary: "run a command as the external client (outside every node, with the client's source IP)",
+    usage:
+      "tph client [--name NAME] -- <command> [args...]    e.g. tph client -- curl -s http://10.250.0.11:30080/clientip",
+    options: { ...common },
+    positionals: true,
+    async run(config, _values, logger, positionals) {
+      if (positionals.length === 0) {
+        throw new UsageError(
+          "tph client needs a command after --",
+          "e.g. tph client -- curl -s http://NODE_IP:NODE_PORT/",
+        );
+      }
+      const cluster = await attachOrFail(config, logger);
+      if (!cluster.runExternal) throw new TphError(`provider ${cluster.provider} has no external client`);
+      const r = await cluster.runExternal(positionals);
+      process.stdout.write(r.stdout);
+      process.stderr.write(r.stderr);
+      return r.exitCode;
     },
   },
   down: {
@@ -110,12 +170,7 @@ const commands: Record<string, Command> = {
     usage: 'tph kubeconfig [--name NAME]    e.g. kubectl --kubeconfig "$(tph kubeconfig)" get nodes',
     options: { ...common },
     async run(config, _values, logger) {
-      const cluster = await getProvider(config.provider).attach(config, logger);
-      if (!cluster) {
-        throw new TphError(`no running cluster named ${config.clusterName}`, {
-          hint: "start one with `tph up`",
-        });
-      }
+      const cluster = await attachOrFail(config, logger);
       process.stdout.write(`${cluster.kubeconfigPath}\n`);
       return 0;
     },
@@ -143,6 +198,13 @@ const commands: Record<string, Command> = {
     },
   },
 };
+
+async function attachOrFail(config: HarnessConfig, logger: Logger) {
+  const cluster = await getProvider(config.provider).attach(config, logger);
+  if (!cluster)
+    throw new TphError(`no running cluster named ${config.clusterName}`, { hint: "start one with `tph up`" });
+  return cluster;
+}
 
 function help(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));
@@ -174,6 +236,7 @@ export async function main(argv: string[]): Promise<number> {
   const command = commands[name];
   if (!command) throw new UsageError(`unknown command "${name}"`, `run \`tph --help\` for the list`);
   let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
   try {
     const options = Object.fromEntries(
       Object.entries(command.options).map(([k, o]) => [
@@ -181,7 +244,12 @@ export async function main(argv: string[]): Promise<number> {
         o.short ? { type: o.type, short: o.short } : { type: o.type },
       ]),
     );
-    ({ values } = parseArgs({ args: rest, options, allowPositionals: false, strict: true }));
+    ({ values, positionals } = parseArgs({
+      args: rest,
+      options,
+      allowPositionals: command.positionals === true,
+      strict: true,
+    }));
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err), `run \`tph ${name} --help\``);
   }
@@ -201,8 +269,20 @@ export async function main(argv: string[]): Promise<number> {
   if (typeof values["service-subnet"] === "string") {
     overrides.local = { ...overrides.local, serviceSubnet: values["service-subnet"] };
   }
+  if (typeof values.config === "string") {
+    const file = values.config;
+    const text = await readFile(file, "utf8").catch((err: unknown) => {
+      throw new UsageError(`cannot read cluster file ${file}: ${err instanceof Error ? err.message : err}`);
+    });
+    overrides.local = { ...parseClusterFile(text, file), ...overrides.local };
+  }
+  if (typeof values.nodes === "string")
+    overrides.local = { ...overrides.local, nodes: nodeCount(values.nodes) };
+  if (typeof values["proxy-mode"] === "string") {
+    overrides.local = { ...overrides.local, proxyMode: parseProxyMode(values["proxy-mode"]) };
+  }
   const config = loadConfig(overrides);
-  return command.run(config, values, createLogger(config.logLevel));
+  return command.run(config, values, createLogger(config.logLevel), positionals);
 }
 
 if (import.meta.main) {

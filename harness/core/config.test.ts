@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "./config.ts";
+import { loadConfig, nodeCount, parseClusterFile } from "./config.ts";
 import { UsageError } from "./errors.ts";
 
 describe("loadConfig", () => {
@@ -23,5 +23,35 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ clusterName: "muchtoolong" }, {})).toThrow(/invalid cluster name/);
     expect(() => loadConfig({}, { TPH_PROVIDER: "minikube" })).toThrow(/unknown provider "minikube"/);
     expect(() => loadConfig({}, { TPH_READY_TIMEOUT: "-3" })).toThrow(/not a positive number/);
+  });
+});
+
+describe("parseClusterFile", () => {
+  it("reads zones, labels and the proxy mode", () => {
+    const text = "proxyMode: nftables\nnodes:\n  - zone: zone-a\n  - labels: { example.com/rack: r2 }\n";
+    expect(parseClusterFile(text, "c.yaml")).toEqual({
+      proxyMode: "nftables",
+      nodes: [{ zone: "zone-a" }, { labels: { "example.com/rack": "r2" } }],
+    });
+  });
+
+  it("rejects what it does not understand, naming the file and the key", () => {
+    expect(() => parseClusterFile("nodes: [ {zone: a, color: red} ]", "c.yaml")).toThrow(
+      /c.yaml: nodes\[0\] has unknown key "color"/,
+    );
+    expect(() => parseClusterFile("workers: 3", "c.yaml")).toThrow(/unknown key "workers"/);
+    expect(() => parseClusterFile("proxyMode: ipvs", "c.yaml")).toThrow(
+      /ipvs is not available on the local provider/,
+    );
+    expect(() => parseClusterFile("nodes: [", "c.yaml")).toThrow(/not valid YAML/);
+    expect(() => parseClusterFile("- a", "c.yaml")).toThrow(UsageError);
+  });
+});
+
+describe("nodeCount", () => {
+  it("accepts 1-20 and refuses the rest", () => {
+    expect(nodeCount("3")).toHaveLength(3);
+    for (const bad of ["0", "21", "two", "1.5"])
+      expect(() => nodeCount(bad)).toThrow(/whole number from 1 to 20/);
   });
 });
