@@ -1,12 +1,16 @@
 /**
- * Benchmarks of the local provider, printed as a table. Run as root: `npm run bench [-- --cold] [-- --runs N]`.
+ * Benchmarks of the local provider, printed as a table. Run as root:
+ *   npm run bench                 warm figures (builds the binaries first if they are not cached)
+ *   npm run bench -- --cold       also a cold build, with an empty GOCACHE
+ *   npm run bench -- --runs 5     more bring-ups for the medians
  *
- * - cold build: only when the binaries are not cached, or with --cold (a fresh, empty GOCACHE; the module
- *   download cache is kept, since fetching modules measures the network, not us)
- * - warm up: `up` until the apiserver answers /readyz, and until the whole control plane is healthy
+ * - cold build: a fresh, empty GOCACHE (the module download cache is kept: fetching modules measures the
+ *   network, not us)
+ * - warm up: `up` of a 3-node cluster until the apiserver answers /readyz, and until every Node is Ready
+ *   and every kube-proxy healthy (what `tph up` waits for)
+ * - pod start: Pod created → Ready condition True, one pod at a time, polled every 20 ms
  * - down: `delete` until nothing is left
- * - peak RSS: per process VmHWM (the kernel's high-water mark), summed, after the cluster has served a
- *   small workload (a namespace and a 10-replica Deployment scheduled onto 3 Nodes)
+ * - memory: peak RSS (VmHWM) of each control-plane process; RSS of each node's agent and kube-proxy
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -14,130 +18,136 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureBinaries } from "../harness/cluster/local/binaries.ts";
 import { localProvider } from "../harness/cluster/local/provider.ts";
+import type { StartedCluster } from "../harness/cluster/provider.ts";
 import { loadConfig } from "../harness/core/config.ts";
 import { createLogger } from "../harness/core/logger.ts";
 import { waitFor } from "../harness/core/wait.ts";
 import { kubeClients } from "../harness/k8s/client.ts";
 
-const { values } = parseArgs({ options: { cold: { type: "boolean" }, runs: { type: "string" } } });
+const { values } = parseArgs({
+  options: { cold: { type: "boolean" }, runs: { type: "string" }, pods: { type: "string" } },
+});
 const runs = Number(values.runs ?? 3);
+const podCount = Number(values.pods ?? 10);
 const logger = createLogger("normal");
-const quiet = createLogger("quiet");
 const config = loadConfig({
   clusterName: "bench",
   stateDir: "/tmp/tph-bench/state",
-  local: { nodeSubnet: "10.250.9.0/24" },
+  logLevel: "quiet",
+  local: { nodeSubnet: "10.250.9.0/24", nodes: [{}, {}, {}] },
 });
 const rows: [string, string][] = [];
 
 if (values.cold) {
   const gocache = await mkdtemp(join(tmpdir(), "tph-gocache-"));
+  const bincache = await mkdtemp(join(tmpdir(), "tph-bincache-"));
   process.env.GOCACHE = gocache;
   const t = Date.now();
-  await ensureBinaries({ ...config, cacheDir: await mkdtemp(join(tmpdir(), "tph-bincache-")) }, logger, {
-    rebuild: true,
-  });
+  await ensureBinaries({ ...config, cacheDir: bincache }, logger, { rebuild: true });
   rows.push(["cold build of all binaries (empty GOCACHE)", seconds(Date.now() - t)]);
   await rm(gocache, { recursive: true, force: true });
+  await rm(bincache, { recursive: true, force: true });
   delete process.env.GOCACHE;
 } else {
   const t = Date.now();
   await ensureBinaries(config, logger);
-  rows.push(["binaries (cached unless first run; --cold to measure a cold build)", seconds(Date.now() - t)]);
+  rows.push(["binaries (cached unless first run; --cold measures a cold build)", seconds(Date.now() - t)]);
 }
 
-await localProvider.gc(config, { logger: quiet, all: true });
-const upTimes: number[] = [];
+await localProvider.gc(config, { logger: createLogger("quiet"), all: true });
 const apiserverTimes: number[] = [];
+const upTimes: number[] = [];
 const downTimes: number[] = [];
-let peakRss = 0;
-let peakDetail = "";
 for (let i = 0; i < runs; i++) {
-  const lines: string[] = [];
+  process.stderr.write(`bring-up ${i + 1}/${runs}\n`);
   const t0 = Date.now();
   let apiserverReady = 0;
-  // The progress log marks the step after the apiserver's /readyz succeeded.
+  // The step after the apiserver's /readyz succeeded marks that moment.
   const marker = createLogger("normal", (line) => {
-    lines.push(line);
     if (!apiserverReady && line.includes("starting kube-controller-manager")) apiserverReady = Date.now();
   });
   const cluster = await localProvider.up(config, { logger: marker });
   upTimes.push(Date.now() - t0);
   apiserverTimes.push(apiserverReady - t0);
-
-  if (i === 0) {
-    const rss = await workloadPeakRss(cluster.kubeconfigPath, cluster);
-    peakRss = rss.total;
-    peakDetail = rss.detail;
-  }
+  if (i === 0) await measureWorkload(cluster);
   const t1 = Date.now();
   await cluster.delete();
   downTimes.push(Date.now() - t1);
 }
 
+rows.unshift(["machine", `${(await import("node:os")).cpus().length} cores, node ${process.version}`]);
 rows.push([`warm up → apiserver /readyz (median of ${runs})`, seconds(median(apiserverTimes))]);
-rows.push([`warm up → whole control plane healthy (median of ${runs})`, seconds(median(upTimes))]);
+rows.push([
+  `warm up, 3 nodes → all Nodes Ready + kube-proxy healthy (median of ${runs})`,
+  seconds(median(upTimes)),
+]);
 rows.push([`down (median of ${runs})`, seconds(median(downTimes))]);
-rows.push(["peak RSS of the control plane (sum of VmHWM)", `${(peakRss / 1024).toFixed(0)} MiB`]);
-rows.push(["  by process", peakDetail]);
 
 const width = Math.max(...rows.map(([k]) => k.length));
-process.stdout.write(`\ntraffic-policy-harness bench (${new Date().toISOString()}, ${runs} run(s))\n`);
+process.stdout.write(`\ntraffic-policy-harness bench (${new Date().toISOString()})\n`);
 for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
 process.stdout.write(
   `all up times: ${upTimes.map(seconds).join(", ")}; down: ${downTimes.map(seconds).join(", ")}\n`,
 );
 
-async function workloadPeakRss(
-  kubeconfig: string,
-  cluster: Awaited<ReturnType<typeof localProvider.up>>,
-): Promise<{ total: number; detail: string }> {
-  const k8s = kubeClients(kubeconfig);
-  for (const name of ["bench-a", "bench-b", "bench-c"]) {
-    await k8s.core.createNode({
+async function measureWorkload(cluster: StartedCluster): Promise<void> {
+  const k8s = kubeClients(cluster.kubeconfigPath);
+  const nodes = await cluster.nodes();
+  const starts: number[] = [];
+  for (let i = 0; i < podCount; i++) {
+    const node = nodes[i % nodes.length]?.name ?? "";
+    const t = Date.now();
+    await k8s.core.createNamespacedPod({
+      namespace: "default",
       body: {
-        metadata: { name },
-        status: {
-          conditions: [{ type: "Ready", status: "True", lastHeartbeatTime: new Date() }],
-          allocatable: { cpu: "4", memory: "8Gi", pods: "110" },
-          capacity: { cpu: "4", memory: "8Gi", pods: "110" },
+        metadata: { name: `bench-${i}`, labels: { app: "bench" } },
+        spec: {
+          nodeName: node,
+          containers: [
+            {
+              name: "c",
+              image: "registry.k8s.io/e2e-test-images/agnhost:2.53",
+              args: ["netexec", "--http-port=8080"],
+            },
+          ],
         },
       },
     });
-  }
-  await k8s.core.createNamespace({ body: { metadata: { name: "bench" } } });
-  await k8s.apps.createNamespacedDeployment({
-    namespace: "bench",
-    body: {
-      metadata: { name: "w" },
-      spec: {
-        replicas: 10,
-        selector: { matchLabels: { app: "w" } },
-        template: {
-          metadata: { labels: { app: "w" } },
-          spec: { containers: [{ name: "w", image: "agnhost" }] },
-        },
+    await waitFor(
+      async () => {
+        const pod = await k8s.core.readNamespacedPod({ name: `bench-${i}`, namespace: "default" });
+        const ready = pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
+        return ready ? { done: true, value: undefined } : { done: false, state: pod.status?.phase };
       },
-    },
-  });
-  await waitFor(
-    async () => {
-      const pods = await k8s.core.listNamespacedPod({ namespace: "bench" });
-      const bound = pods.items.filter((p) => p.spec?.nodeName).length;
-      return bound === 10 ? { done: true, value: bound } : { done: false, state: bound };
-    },
-    { description: "10 bound pods", timeoutMs: 60_000 },
-  );
-  let total = 0;
-  const parts: string[] = [];
+      { description: `pod bench-${i} Ready`, timeoutMs: 30_000, intervalMs: 20 },
+    );
+    starts.push(Date.now() - t);
+  }
+  rows.push([
+    `pod start: created → Ready (median / max of ${podCount})`,
+    `${seconds(median(starts))} / ${seconds(Math.max(...starts))}`,
+  ]);
+
+  const byComponent = new Map<string, number>();
   for (const s of await cluster.status()) {
     const pid = Number(/pid (\d+)/.exec(s.detail ?? "")?.[1]);
     const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-    const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
-    total += kb;
-    parts.push(`${s.component} ${(kb / 1024).toFixed(0)}`);
+    const field = s.component.includes("/") ? "VmRSS" : "VmHWM";
+    byComponent.set(s.component, Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024);
   }
-  return { total, detail: `${parts.join(", ")} (MiB)` };
+  const controlPlane = [...byComponent].filter(([c]) => !c.includes("/"));
+  rows.push([
+    "control plane peak RSS (VmHWM), MiB",
+    `${controlPlane.reduce((a, [, v]) => a + v, 0).toFixed(0)} = ${controlPlane.map(([c, v]) => `${c} ${v.toFixed(0)}`).join(", ")}`,
+  ]);
+  for (const node of nodes) {
+    const agent = byComponent.get(`agent/${node.name}`) ?? 0;
+    const proxy = byComponent.get(`kube-proxy/${node.name}`) ?? 0;
+    rows.push([
+      `memory of node ${node.name} (RSS, MiB; pods excluded)`,
+      `${(agent + proxy).toFixed(0)} = agent ${agent.toFixed(0)} + kube-proxy ${proxy.toFixed(0)}`,
+    ]);
+  }
 }
 
 function median(xs: number[]): number {
