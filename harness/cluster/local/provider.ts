@@ -27,6 +27,7 @@ import {
   startScheduler,
   waitHealthy,
 } from "./control-plane.ts";
+import { installMetallb, startSpeaker } from "./metallb.ts";
 import { hostRoutes, listHostLinks, listNamespaces } from "./netns.ts";
 import { attachNamespace, checkHostCollisions, createNetwork, planNetwork } from "./network.ts";
 import {
@@ -215,6 +216,15 @@ export const localProvider: ClusterProvider = {
         await Promise.all(
           state.nodes.map((node, i) => waitKubeProxyHealthy(nodeCtx, node, proxies[i] as ProcessRecord)),
         );
+
+        logger.step(`starting MetalLB ${binaries.versions.metallb} (L2, pool ${plan.loadBalancerRange})`);
+        await installMetallb({
+          ...nodeCtx,
+          dir,
+          nodes: state.nodes,
+          kubeconfig: state.kubeconfig,
+          controlPlaneNs: plan.controlPlaneNs,
+        });
 
         state.phase = "ready";
         await saveState(state);
@@ -408,13 +418,18 @@ class LocalNodeOperations implements NodeOperations {
     const ctx = await this.#context();
     const agent = await startAgent(ctx, node);
     await waitNodeReady(ctx, node, agent, this.#state.kubeconfig);
-    await waitKubeProxyHealthy(ctx, node, await startKubeProxy(ctx, node, this.#proxyBinary(name)));
+    await startSpeaker(ctx, this.#lastBinary(`speaker/${name}`), node, join(this.#state.dir, "metallb"));
+    await waitKubeProxyHealthy(
+      ctx,
+      node,
+      await startKubeProxy(ctx, node, this.#lastBinary(`kube-proxy/${name}`)),
+    );
     this.#state.stoppedNodes = this.#state.stoppedNodes.filter((n) => n !== name);
     await saveState(this.#state);
   }
 
   async restartKubeProxy(name: string): Promise<void> {
-    await this.replaceKubeProxy(name, this.#proxyBinary(name));
+    await this.replaceKubeProxy(name, this.#lastBinary(`kube-proxy/${name}`));
   }
 
   async replaceKubeProxy(name: string, binary: string): Promise<void> {
@@ -426,10 +441,10 @@ class LocalNodeOperations implements NodeOperations {
     await waitKubeProxyHealthy(ctx, node, await startKubeProxy(ctx, node, binary));
   }
 
-  /** The binary kube-proxy last ran with on this node (a version swap sticks across restarts). */
-  #proxyBinary(name: string): string {
-    const last = this.#state.processes.filter((p) => p.name === `kube-proxy/${name}`).at(-1)?.argv[0];
-    if (!last) throw new TphError(`kube-proxy never ran on ${name}`);
+  /** The binary a component last ran with (so a kube-proxy version swap sticks across restarts). */
+  #lastBinary(component: string): string {
+    const last = this.#state.processes.filter((p) => p.name === component).at(-1)?.argv[0];
+    if (!last) throw new TphError(`${component} never ran`);
     return last;
   }
 

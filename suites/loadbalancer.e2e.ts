@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import { waitFor } from "../harness/core/wait.ts";
+import { announcingNode } from "../harness/metallb/announcer.ts";
+import { clientIpOf, outcomeOf, runProbe, waitServing } from "../harness/traffic/run-probe.ts";
+import { PROXY_MODES, useCluster } from "./support/cluster.ts";
+import { netexecDeployment, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+
+/**
+ * A LoadBalancer Service gets an address from MetalLB's pool and the external client reaches it, under
+ * both traffic policies. With Local the backend sees the client's own IP; with Cluster it may not.
+ */
+const variants = [
+  { policy: "Cluster", sourceIp: "any" },
+  { policy: "Local", sourceIp: "preserved" },
+] as const;
+
+describe.each(PROXY_MODES)("LoadBalancer via MetalLB L2 (kube-proxy %s)", (mode) => {
+  const f = useCluster({ clusterName: `lb${mode[0]}`, local: { proxyMode: mode } });
+
+  it.each(variants)(
+    "externalTrafficPolicy $policy: assigned from the pool, reachable from outside",
+    async ({ policy, sourceIp }) => {
+      const ns = "default";
+      const name = `lb-${policy.toLowerCase()}`;
+      const createdAt = Date.now();
+      await f.k8s.apps.createNamespacedDeployment({ namespace: ns, body: netexecDeployment(name, 2) });
+      await f.k8s.core.createNamespacedService({
+        namespace: ns,
+        body: service(name, name, { type: "LoadBalancer", externalTrafficPolicy: policy }),
+      });
+      const ip = await waitFor(
+        async () => {
+          const svc = await f.k8s.core.readNamespacedService({ name, namespace: ns });
+          const assigned = svc.status?.loadBalancer?.ingress?.[0]?.ip;
+          return assigned ? { done: true, value: assigned } : { done: false, state: svc.status };
+        },
+        { description: `an address for ${name}`, timeoutMs: 30_000, intervalMs: 100 },
+      );
+      const [low, high] = f.cluster.network.loadBalancerRange.split("-").map((a) => Number(a.split(".")[3]));
+      const last = Number(ip.split(".")[3]);
+      expect(last).toBeGreaterThanOrEqual(low ?? 0);
+      expect(last).toBeLessThanOrEqual(high ?? 0);
+
+      await waitPodsReady(f.k8s, ns, name, 2);
+      await waitEndpoints(f.k8s, ns, name, 2);
+      await waitServing(f.cluster, { kind: "external" }, { target: `${ip}:80` });
+      const firstOkMs = Date.now() - createdAt;
+      const entries = await runProbe(
+        f.cluster,
+        { kind: "external" },
+        { target: `${ip}:80`, path: "/clientip", count: 10 },
+      );
+      expect(entries.map(outcomeOf)).toEqual(Array(10).fill("ok"));
+      if (sourceIp === "preserved")
+        for (const e of entries) expect(clientIpOf(e)).toBe(f.cluster.network.clientIP);
+      expect(await announcingNode(f.k8s, ns, name)).toMatch(/-worker\d*$/);
+      console.info(
+        `[${mode}] ${policy}: Service created → first successful request in ${(firstOkMs / 1000).toFixed(2)} s`,
+      );
+    },
+  );
+});
