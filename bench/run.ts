@@ -23,6 +23,8 @@ import { loadConfig } from "../harness/core/config.ts";
 import { createLogger } from "../harness/core/logger.ts";
 import { waitFor } from "../harness/core/wait.ts";
 import { kubeClients } from "../harness/k8s/client.ts";
+import { announcingNode } from "../harness/metallb/announcer.ts";
+import { runProbe } from "../harness/traffic/run-probe.ts";
 
 const { values } = parseArgs({
   options: { cold: { type: "boolean" }, runs: { type: "string" }, pods: { type: "string" } },
@@ -78,7 +80,7 @@ for (let i = 0; i < runs; i++) {
 rows.unshift(["machine", `${(await import("node:os")).cpus().length} cores, node ${process.version}`]);
 rows.push([`warm up → apiserver /readyz (median of ${runs})`, seconds(median(apiserverTimes))]);
 rows.push([
-  `warm up, 3 nodes → all Nodes Ready + kube-proxy healthy (median of ${runs})`,
+  `warm up, 3 nodes → Nodes Ready, kube-proxy healthy, MetalLB running (median of ${runs})`,
   seconds(median(upTimes)),
 ]);
 rows.push([`down (median of ${runs})`, seconds(median(downTimes))]);
@@ -128,6 +130,8 @@ async function measureWorkload(cluster: StartedCluster): Promise<void> {
     `${seconds(median(starts))} / ${seconds(Math.max(...starts))}`,
   ]);
 
+  await measureLoadBalancer(cluster);
+
   const byComponent = new Map<string, number>();
   for (const s of await cluster.status()) {
     const pid = Number(/pid (\d+)/.exec(s.detail ?? "")?.[1]);
@@ -143,11 +147,130 @@ async function measureWorkload(cluster: StartedCluster): Promise<void> {
   for (const node of nodes) {
     const agent = byComponent.get(`agent/${node.name}`) ?? 0;
     const proxy = byComponent.get(`kube-proxy/${node.name}`) ?? 0;
+    const speaker = byComponent.get(`speaker/${node.name}`) ?? 0;
     rows.push([
       `memory of node ${node.name} (RSS, MiB; pods excluded)`,
-      `${(agent + proxy).toFixed(0)} = agent ${agent.toFixed(0)} + kube-proxy ${proxy.toFixed(0)}`,
+      `${(agent + proxy + speaker).toFixed(0)} = agent ${agent.toFixed(0)} + kube-proxy ${proxy.toFixed(0)} + speaker ${speaker.toFixed(0)}`,
     ]);
   }
+}
+
+/** Service created → LB address → first successful request; the eTP=Local move; failover off a stopped node. */
+async function measureLoadBalancer(cluster: StartedCluster): Promise<void> {
+  const k8s = kubeClients(cluster.kubeconfigPath);
+  const nodes = (await cluster.nodes()).map((n) => n.name);
+  const ns = "default";
+  const pod = (name: string, node: string) => ({
+    metadata: { name, labels: { app: "lb" } },
+    spec: {
+      nodeName: node,
+      containers: [
+        {
+          name: "c",
+          image: "registry.k8s.io/e2e-test-images/agnhost:2.53",
+          args: ["netexec", "--http-port=8080"],
+        },
+      ],
+    },
+  });
+  const ready = async (name: string) =>
+    waitFor(
+      async () => {
+        const p = await k8s.core.readNamespacedPod({ name, namespace: ns });
+        return p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")
+          ? { done: true, value: undefined }
+          : { done: false, state: p.status?.phase };
+      },
+      { description: `${name} Ready`, timeoutMs: 30_000, intervalMs: 20 },
+    );
+  const firstOk = async (target: string, timeoutMs = 60_000) =>
+    waitFor(
+      async () => {
+        const [e] = await runProbe(cluster, { kind: "external" }, { target, timeoutMs: 300 });
+        return e?.outcome === "ok" ? { done: true, value: e.end } : { done: false, state: e?.outcome };
+      },
+      { description: `a successful request to ${target}`, timeoutMs, intervalMs: 50 },
+    );
+  for (const [i, node] of nodes.entries())
+    await k8s.core.createNamespacedPod({ namespace: ns, body: pod(`lb-${i}`, node) });
+  for (const i of nodes.keys()) await ready(`lb-${i}`);
+
+  const t0 = Date.now();
+  await k8s.core.createNamespacedService({
+    namespace: ns,
+    body: {
+      metadata: { name: "lb" },
+      spec: { type: "LoadBalancer", selector: { app: "lb" }, ports: [{ port: 80, targetPort: 8080 }] },
+    },
+  });
+  const ip = await waitFor(
+    async () => {
+      const svc = await k8s.core.readNamespacedService({ name: "lb", namespace: ns });
+      const a = svc.status?.loadBalancer?.ingress?.[0]?.ip;
+      return a ? { done: true, value: a } : { done: false, state: "pending" };
+    },
+    { description: "an LB address", timeoutMs: 30_000, intervalMs: 20 },
+  );
+  const assigned = Date.now() - t0;
+  const served = (await firstOk(`${ip}:80`)) - t0;
+  rows.push([
+    "LoadBalancer: Service created → address / → first successful request",
+    `${seconds(assigned)} / ${seconds(served)}`,
+  ]);
+
+  // Failover: stop the announcing node, time until a request succeeds again.
+  const victim = await waitFor(
+    async () => {
+      const n = await announcingNode(k8s, ns, "lb");
+      return n ? { done: true, value: n } : { done: false, state: "nobody" };
+    },
+    { description: "an announcing node", timeoutMs: 30_000, intervalMs: 50 },
+  );
+  const stoppedAt = Date.now();
+  await cluster.nodeOps?.stop(victim);
+  const recovered = (await firstOk(`${ip}:80`)) - stoppedAt;
+  rows.push([
+    `LoadBalancer failover: announcing node stopped → first successful request`,
+    seconds(recovered),
+  ]);
+  await cluster.nodeOps?.start(victim);
+
+  // eTP=Local follows the only endpoint: move it and time until it is announced and serving again.
+  await k8s.core.deleteNamespacedService({ name: "lb", namespace: ns });
+  for (const i of nodes.keys())
+    await k8s.core.deleteNamespacedPod({ name: `lb-${i}`, namespace: ns, gracePeriodSeconds: 0 });
+  await k8s.core.createNamespacedService({
+    namespace: ns,
+    body: {
+      metadata: { name: "local" },
+      spec: {
+        type: "LoadBalancer",
+        externalTrafficPolicy: "Local",
+        selector: { app: "local" },
+        ports: [{ port: 80, targetPort: 8080 }],
+      },
+    },
+  });
+  const localPod = (name: string, node: string) => ({
+    ...pod(name, node),
+    metadata: { name, labels: { app: "local" } },
+  });
+  await k8s.core.createNamespacedPod({ namespace: ns, body: localPod("local-a", nodes[0] ?? "") });
+  await ready("local-a");
+  const lip = await waitFor(
+    async () => {
+      const a = (await k8s.core.readNamespacedService({ name: "local", namespace: ns })).status?.loadBalancer
+        ?.ingress?.[0]?.ip;
+      return a ? { done: true, value: a } : { done: false, state: "pending" };
+    },
+    { description: "an LB address", timeoutMs: 30_000, intervalMs: 20 },
+  );
+  await firstOk(`${lip}:80`);
+  await k8s.core.deleteNamespacedPod({ name: "local-a", namespace: ns, gracePeriodSeconds: 0 });
+  const moveAt = Date.now();
+  await k8s.core.createNamespacedPod({ namespace: ns, body: localPod("local-b", nodes[1] ?? "") });
+  const moved = (await firstOk(`${lip}:80`)) - moveAt;
+  rows.push(["LoadBalancer eTP=Local: backend moved to another node → serving again", seconds(moved)]);
 }
 
 function median(xs: number[]): number {

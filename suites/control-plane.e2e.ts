@@ -123,7 +123,7 @@ describe("local control plane", () => {
         "kube-controller-manager",
         "kube-scheduler",
         ...names.map((n) => `agent/${n}`),
-                ...names.map((n) => `kube-proxy/${n}`),
+        ...names.map((n) => `kube-proxy/${n}`),
         "metallb-controller",
         ...names.map((n) => `speaker/${n}`),
       ].sort(),

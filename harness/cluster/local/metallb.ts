@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { waitFor } from "../../core/wait.ts";
 import { apiErrorMessage, apiStatus, kubeClients } from "../../k8s/client.ts";
+import { applyWithRetry } from "../../metallb/kind-pool.ts";
 import {
   applyObjects,
   CONTROLLER_LABELS,
@@ -118,19 +119,13 @@ export async function installMetallb(ctx: MetallbContext): Promise<ProcessRecord
     records.push(speaker);
   }
 
-  // The pool: with the webhook off there is no "webhook not serving yet" race, but the CRDs may still be
-  // establishing, so apply with retries.
-  await waitFor(
-    async () => {
-      try {
-        await applyObjects(k8s, l2Pool(ctx.plan.loadBalancerRange));
-        return { done: true, value: undefined };
-      } catch (err) {
-        return { done: false, state: apiErrorMessage(err) };
-      }
-    },
-    { description: "the MetalLB address pool to be accepted", timeoutMs: 30_000, intervalMs: 500 },
-  );
+  // With the webhook off there is no "webhook not serving yet" race, but the CRDs may still be
+  // establishing: the same retry as on kind.
+  await applyWithRetry(() => applyObjects(k8s, l2Pool(ctx.plan.loadBalancerRange)), {
+    timeoutMs: 30_000,
+    initialDelayMs: 200,
+    onRetry: (err) => ctx.logger.debug(`MetalLB pool not accepted yet: ${apiErrorMessage(err)}`),
+  });
   for (const r of records) {
     if (!(await isAlive(r.pid))) throw new ProcessDied(r, await logTail(r.log));
   }
