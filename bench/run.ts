@@ -36,7 +36,7 @@ const config = loadConfig({
   clusterName: "bench",
   stateDir: "/tmp/tph-bench/state",
   logLevel: "quiet",
-  local: { nodeSubnet: "10.250.9.0/24", nodes: [{}, {}, {}] },
+  cluster: { nodeSubnet: "10.250.9.0/24", nodes: [{}, {}, {}] },
 });
 const rows: [string, string][] = [];
 

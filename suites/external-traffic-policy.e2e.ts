@@ -21,7 +21,7 @@ const cases: { policy: "Local" | "Cluster"; via: "with" | "without"; expect: Out
 ];
 
 describe.each(PROXY_MODES)("NodePort externalTrafficPolicy (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `etp${mode[0]}`, local: { proxyMode: mode } });
+  const f = useCluster({ clusterName: `etp${mode[0]}`, cluster: { proxyMode: mode } });
 
   it.each(cases)(
     "$policy via the node $via an endpoint: $expect",

@@ -12,7 +12,7 @@ import { netexecPod, service, waitEndpoints, waitPodsReady } from "./support/wor
  * truth is the EndpointSlices. Switching the Service to Cluster releases the port on every node.
  */
 describe.each(PROXY_MODES)("health-check node port (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `hcnp${mode[0]}`, local: { proxyMode: mode } });
+  const f = useCluster({ clusterName: `hcnp${mode[0]}`, cluster: { proxyMode: mode } });
 
   it("agrees with the EndpointSlices on every node, and is released when the policy becomes Cluster", async () => {
     const ns = "default";

@@ -13,7 +13,7 @@ import { netexecDeployment, netexecPod, service, waitPodsReady } from "./support
  * Both times are measured and printed.
  */
 describe("MetalLB announcement", () => {
-  const f = useCluster({ clusterName: "lbmove", local: { nodes: [{}, {}, {}] } });
+  const f = useCluster({ clusterName: "lbmove", cluster: { nodes: [{}, {}, {}] } });
 
   async function lbAddress(name: string): Promise<string> {
     return waitFor(

@@ -15,7 +15,7 @@ const variants = [
 ] as const;
 
 describe.each(PROXY_MODES)("LoadBalancer via MetalLB L2 (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `lb${mode[0]}`, local: { proxyMode: mode } });
+  const f = useCluster({ clusterName: `lb${mode[0]}`, cluster: { proxyMode: mode } });
 
   it.each(variants)(
     "externalTrafficPolicy $policy: assigned from the pool, reachable from outside",

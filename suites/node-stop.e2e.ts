@@ -11,7 +11,10 @@ import { netexecPod, waitPodsReady } from "./support/workloads.ts";
 const GRACE_SECONDS = 10;
 
 describe("node stop and start", () => {
-  const f = useCluster({ clusterName: "nodestop", local: { nodeMonitorGracePeriodSeconds: GRACE_SECONDS } });
+  const f = useCluster({
+    clusterName: "nodestop",
+    cluster: { nodeMonitorGracePeriodSeconds: GRACE_SECONDS },
+  });
 
   it("turns the Node and its pods not ready through the real controller, and back", async () => {
     const [, victim] = await f.cluster.nodes();

@@ -8,7 +8,7 @@ import { clientPod, netexecDeployment, service, waitEndpoints, waitPodsReady } f
  * and from the external client; a pod client calling the ClusterIP is seen with its own pod IP.
  */
 describe.each(PROXY_MODES)("reachability (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `reach${mode[0]}`, local: { proxyMode: mode } });
+  const f = useCluster({ clusterName: `reach${mode[0]}`, cluster: { proxyMode: mode } });
 
   it("serves ClusterIP and NodePort from every node's pods and from outside", async () => {
     const ns = "default";

@@ -12,7 +12,7 @@ import { netexecPod, service, waitEndpoints, waitPodsReady } from "./support/wor
  * ready one is left) until the process exits, and then the endpoint is gone and the Service refuses.
  */
 describe.each(PROXY_MODES)("terminating endpoints (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `term${mode[0]}`, local: { proxyMode: mode, nodes: [{}] } });
+  const f = useCluster({ clusterName: `term${mode[0]}`, cluster: { proxyMode: mode, nodes: [{}] } });
 
   it("keep serving while terminating, then disappear", async () => {
     const ns = "default";

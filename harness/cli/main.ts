@@ -257,29 +257,29 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${commandHelp(name, command)}\n`);
     return 0;
   }
-  const overrides: ConfigOverrides = { local: {} };
+  const overrides: ConfigOverrides = { cluster: {} };
   if (typeof values.name === "string") overrides.clusterName = values.name;
   if (typeof values.provider === "string") overrides.provider = parseProvider(values.provider);
   if (values.verbose) overrides.logLevel = "verbose";
   if (values.quiet) overrides.logLevel = "quiet";
   if (typeof values["node-subnet"] === "string")
-    overrides.local = { ...overrides.local, nodeSubnet: values["node-subnet"] };
+    overrides.cluster = { ...overrides.cluster, nodeSubnet: values["node-subnet"] };
   if (typeof values["pod-subnet"] === "string")
-    overrides.local = { ...overrides.local, podSubnet: values["pod-subnet"] };
+    overrides.cluster = { ...overrides.cluster, podSubnet: values["pod-subnet"] };
   if (typeof values["service-subnet"] === "string") {
-    overrides.local = { ...overrides.local, serviceSubnet: values["service-subnet"] };
+    overrides.cluster = { ...overrides.cluster, serviceSubnet: values["service-subnet"] };
   }
   if (typeof values.config === "string") {
     const file = values.config;
     const text = await readFile(file, "utf8").catch((err: unknown) => {
       throw new UsageError(`cannot read cluster file ${file}: ${err instanceof Error ? err.message : err}`);
     });
-    overrides.local = { ...parseClusterFile(text, file), ...overrides.local };
+    overrides.cluster = { ...parseClusterFile(text, file), ...overrides.cluster };
   }
   if (typeof values.nodes === "string")
-    overrides.local = { ...overrides.local, nodes: nodeCount(values.nodes) };
+    overrides.cluster = { ...overrides.cluster, nodes: nodeCount(values.nodes) };
   if (typeof values["proxy-mode"] === "string") {
-    overrides.local = { ...overrides.local, proxyMode: parseProxyMode(values["proxy-mode"]) };
+    overrides.cluster = { ...overrides.cluster, proxyMode: parseProxyMode(values["proxy-mode"]) };
   }
   const config = loadConfig(overrides);
   return command.run(config, values, createLogger(config.logLevel), positionals);

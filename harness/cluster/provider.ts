@@ -60,6 +60,8 @@ export interface StartedCluster extends AsyncDisposable {
   readonly versions: Record<string, string>;
   nodes(): Promise<ClusterNode[]>;
   readonly network: ExternalNetwork;
+  /** How the external client runs the probe program (argv prefix; probe flags follow). */
+  readonly probeCommand: string[];
   /** Runs a command as the external client: outside every node, with `network.clientIP` as source. */
   runExternal?(argv: string[], options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<ExecResult>;
   /**

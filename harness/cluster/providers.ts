@@ -1,5 +1,5 @@
 import type { ProviderName } from "../core/config.ts";
-import { TphError } from "../core/errors.ts";
+import { kindProvider } from "./kind/provider.ts";
 import { localProvider } from "./local/provider.ts";
 import type { ClusterProvider } from "./provider.ts";
 
@@ -9,8 +9,6 @@ export function getProvider(name: ProviderName): ClusterProvider {
     case "local":
       return localProvider;
     case "kind":
-      throw new TphError("the kind provider is not available in this version yet", {
-        hint: "use --provider local (Linux, root, Go); kind support is tracked as its own issue",
-      });
+      return kindProvider;
   }
 }

@@ -10,11 +10,11 @@ describe("loadConfig", () => {
       provider: "local",
       stateDir: "/home/u/.local/state/tph",
       cacheDir: "/home/u/.cache/tph",
-      local: { nodeSubnet: "10.1.2.0/24", podSubnet: "10.244.0.0/16" },
+      cluster: { nodeSubnet: "10.1.2.0/24", podSubnet: "10.244.0.0/16" },
     });
-    expect(loadConfig({ clusterName: "flag", local: { nodeSubnet: "10.9.9.0/24" } }, env)).toMatchObject({
+    expect(loadConfig({ clusterName: "flag", cluster: { nodeSubnet: "10.9.9.0/24" } }, env)).toMatchObject({
       clusterName: "flag",
-      local: { nodeSubnet: "10.9.9.0/24" },
+      cluster: { nodeSubnet: "10.9.9.0/24" },
     });
   });
 
@@ -40,8 +40,8 @@ describe("parseClusterFile", () => {
       /c.yaml: nodes\[0\] has unknown key "color"/,
     );
     expect(() => parseClusterFile("workers: 3", "c.yaml")).toThrow(/unknown key "workers"/);
-    expect(() => parseClusterFile("proxyMode: ipvs", "c.yaml")).toThrow(
-      /ipvs is not available on the local provider/,
+    expect(() => parseClusterFile("proxyMode: userspace", "c.yaml")).toThrow(
+      /unknown kube-proxy mode "userspace"/,
     );
     expect(() => parseClusterFile("nodes: [", "c.yaml")).toThrow(/not valid YAML/);
     expect(() => parseClusterFile("- a", "c.yaml")).toThrow(UsageError);

@@ -20,13 +20,24 @@ export interface HarnessConfig {
   /** The repository root (for upstream/ and manifests/). */
   repoRoot: string;
   logLevel: LogLevel;
-  local: LocalProviderConfig;
+  cluster: ClusterConfig;
+  kind: KindConfig;
+}
+
+/** Settings only the kind provider reads. */
+export interface KindConfig {
+  /** vX.Y.Z: the node image kindest/node:vX.Y.Z. Empty: kind's own default image. */
+  kubernetesVersion?: string;
+  /** A full node image reference, instead of a version. */
+  nodeImage?: string;
+  /** Create the cluster without kindnet (bring your own CNI). */
+  disableDefaultCNI: boolean;
 }
 
 export type ProviderName = "local" | "kind";
 export const PROVIDERS: readonly ProviderName[] = ["local", "kind"];
 
-export interface LocalProviderConfig {
+export interface ClusterConfig {
   /** The cluster network: the host's one link, the control plane, nodes, external clients, MetalLB pool. */
   nodeSubnet: string;
   podSubnet: string;
@@ -46,7 +57,8 @@ export interface NodeSpec {
   labels?: Record<string, string>;
 }
 
-export type ProxyMode = "iptables" | "nftables";
+/** ipvs exists for kind on hosts with IPVS; the local provider refuses it in its preflight. */
+export type ProxyMode = "iptables" | "nftables" | "ipvs";
 const PROXY_MODES = ["iptables", "nftables", "ipvs"] as const;
 
 /** Every resource name starts with this, so `tph gc` can find leftovers by name alone. */
@@ -68,8 +80,9 @@ export const DEFAULTS = {
   proxyMode: "iptables",
 } as const;
 
-export type ConfigOverrides = Partial<Omit<HarnessConfig, "local">> & {
-  local?: Partial<LocalProviderConfig>;
+export type ConfigOverrides = Partial<Omit<HarnessConfig, "cluster" | "kind">> & {
+  cluster?: Partial<ClusterConfig>;
+  kind?: Partial<KindConfig>;
 };
 
 export function loadConfig(
@@ -78,6 +91,7 @@ export function loadConfig(
 ): HarnessConfig {
   const home = env.HOME || homedir();
   const config: HarnessConfig = {
+    kind: { disableDefaultCNI: false },
     clusterName: overrides.clusterName ?? env.TPH_CLUSTER ?? DEFAULTS.clusterName,
     provider: overrides.provider ?? parseProvider(env.TPH_PROVIDER ?? DEFAULTS.provider),
     stateDir: resolve(
@@ -90,23 +104,30 @@ export function loadConfig(
     ),
     repoRoot: resolve(overrides.repoRoot ?? env.TPH_REPO_ROOT ?? join(import.meta.dirname, "../..")),
     logLevel: overrides.logLevel ?? parseLogLevel(env.TPH_LOG ?? "normal"),
-    local: {
-      nodeSubnet: overrides.local?.nodeSubnet ?? env.TPH_NODE_SUBNET ?? DEFAULTS.nodeSubnet,
-      podSubnet: overrides.local?.podSubnet ?? env.TPH_POD_SUBNET ?? DEFAULTS.podSubnet,
-      serviceSubnet: overrides.local?.serviceSubnet ?? env.TPH_SERVICE_SUBNET ?? DEFAULTS.serviceSubnet,
+    cluster: {
+      nodeSubnet: overrides.cluster?.nodeSubnet ?? env.TPH_NODE_SUBNET ?? DEFAULTS.nodeSubnet,
+      podSubnet: overrides.cluster?.podSubnet ?? env.TPH_POD_SUBNET ?? DEFAULTS.podSubnet,
+      serviceSubnet: overrides.cluster?.serviceSubnet ?? env.TPH_SERVICE_SUBNET ?? DEFAULTS.serviceSubnet,
       nodeMonitorGracePeriodSeconds:
-        overrides.local?.nodeMonitorGracePeriodSeconds ??
+        overrides.cluster?.nodeMonitorGracePeriodSeconds ??
         parseNumber("TPH_NODE_MONITOR_GRACE", env.TPH_NODE_MONITOR_GRACE) ??
         DEFAULTS.nodeMonitorGracePeriodSeconds,
       readyTimeoutSeconds:
-        overrides.local?.readyTimeoutSeconds ??
+        overrides.cluster?.readyTimeoutSeconds ??
         parseNumber("TPH_READY_TIMEOUT", env.TPH_READY_TIMEOUT) ??
         DEFAULTS.readyTimeoutSeconds,
       nodes:
-        overrides.local?.nodes ??
+        overrides.cluster?.nodes ??
         Array.from({ length: parseNumber("TPH_NODES", env.TPH_NODES) ?? DEFAULTS.nodes }, () => ({})),
-      proxyMode: overrides.local?.proxyMode ?? parseProxyMode(env.TPH_PROXY_MODE ?? DEFAULTS.proxyMode),
+      proxyMode: overrides.cluster?.proxyMode ?? parseProxyMode(env.TPH_PROXY_MODE ?? DEFAULTS.proxyMode),
     },
+  };
+  const kindVersion = overrides.kind?.kubernetesVersion ?? env.TPH_KIND_K8S_VERSION;
+  const kindImage = overrides.kind?.nodeImage ?? env.TPH_KIND_NODE_IMAGE;
+  config.kind = {
+    ...(kindVersion && { kubernetesVersion: kindVersion }),
+    ...(kindImage && { nodeImage: kindImage }),
+    disableDefaultCNI: overrides.kind?.disableDefaultCNI ?? env.TPH_KIND_DISABLE_CNI === "true",
   };
   validateClusterName(config.clusterName);
   return config;
@@ -127,13 +148,7 @@ export function parseProvider(value: string): ProviderName {
 }
 
 export function parseProxyMode(value: string): ProxyMode {
-  if (value === "iptables" || value === "nftables") return value;
-  if (value === "ipvs") {
-    throw new UsageError(
-      "kube-proxy mode ipvs is not available on the local provider",
-      "the local provider's kernel has no IPVS; use iptables or nftables (kind supports ipvs where the host kernel has it)",
-    );
-  }
+  if (value === "iptables" || value === "nftables" || value === "ipvs") return value;
   throw new UsageError(`unknown kube-proxy mode "${value}"`, `choose one of: ${PROXY_MODES.join(", ")}`);
 }
 
@@ -154,7 +169,7 @@ export function nodeCount(value: string): NodeSpec[] {
  *     - zone: zone-b
  *       labels: { example.com/rack: r2 }
  */
-export function parseClusterFile(text: string, source: string): Partial<LocalProviderConfig> {
+export function parseClusterFile(text: string, source: string): Partial<ClusterConfig> {
   let doc: unknown;
   try {
     doc = parseYaml(text);
@@ -170,7 +185,7 @@ export function parseClusterFile(text: string, source: string): Partial<LocalPro
     if (!known.has(key))
       throw new UsageError(`${source}: unknown key "${key}"`, `known keys: ${[...known].join(", ")}`);
   }
-  const out: Partial<LocalProviderConfig> = {};
+  const out: Partial<ClusterConfig> = {};
   if (d.proxyMode !== undefined) out.proxyMode = parseProxyMode(String(d.proxyMode));
   for (const key of ["nodeSubnet", "podSubnet", "serviceSubnet"] as const) {
     if (d[key] !== undefined) out[key] = String(d[key]);

@@ -17,7 +17,8 @@ export interface ProbeRequest {
   timeoutMs?: number;
 }
 
-const PROBE = join(import.meta.dirname, "probe.ts");
+/** The probe program on this machine (pods of the local provider and its external client run it from here). */
+export const PROBE_PATH = join(import.meta.dirname, "probe.ts");
 
 /** Runs the probe program from `source` and returns one entry per request. Bounded by count and time. */
 export async function runProbe(
@@ -28,8 +29,7 @@ export async function runProbe(
   const count = req.count ?? 1;
   const timeoutMs = req.timeoutMs ?? 2_000;
   const argv = [
-    process.execPath,
-    PROBE,
+    ...(source.kind === "external" ? cluster.probeCommand : [process.execPath, PROBE_PATH]),
     `--target=${req.target}`,
     `--path=${req.path ?? "/"}`,
     `--mode=${req.mode ?? "http"}`,

@@ -9,7 +9,7 @@ export function e2eConfig(overrides: ConfigOverrides = {}): HarnessConfig {
     stateDir: E2E_STATE_DIR,
     logLevel: process.env.TPH_LOG === "verbose" ? "verbose" : "quiet",
     ...overrides,
-    local: { nodeSubnet: "10.250.7.0/24", ...overrides.local },
+    cluster: { nodeSubnet: "10.250.7.0/24", ...overrides.cluster },
   });
 }
 

@@ -115,7 +115,7 @@ export async function startControllerManager(ctx: ControlPlaneContext): Promise<
     `--cluster-signing-cert-file=${pki.ca.cert}`,
     `--cluster-signing-key-file=${pki.ca.key}`,
     `--service-account-private-key-file=${pki.serviceAccountKey}`,
-    `--node-monitor-grace-period=${config.local.nodeMonitorGracePeriodSeconds}s`,
+    `--node-monitor-grace-period=${config.cluster.nodeMonitorGracePeriodSeconds}s`,
     "--node-monitor-period=2s",
     "--profiling=false",
   ]);
@@ -168,7 +168,7 @@ export async function waitHealthy(
       },
       {
         description: `${record.name} to answer 200 on ${url}`,
-        timeoutMs: ctx.config.local.readyTimeoutSeconds * 1000,
+        timeoutMs: ctx.config.cluster.readyTimeoutSeconds * 1000,
         intervalMs: 200,
         ...(ctx.signal && { signal: ctx.signal }),
       },

@@ -45,7 +45,12 @@ export async function listHostLinks(prefix: string): Promise<string[]> {
 
 export async function deleteHostLink(name: string, logger?: Logger): Promise<void> {
   if (!(await listHostLinks(name)).includes(name)) return;
-  await run(["ip", "link", "del", name], logger ? { logger } : {});
+  // Deleting the bridge namespace takes the veth's host end with it, asynchronously: a link that vanished
+  // between the listing and the delete is what we wanted.
+  const r = await run(["ip", "link", "del", name], { allowFailure: true, ...(logger && { logger }) });
+  if (r.exitCode !== 0 && (await listHostLinks(name)).includes(name)) {
+    throw new Error(`could not delete link ${name}: ${r.stderr.trim()}`);
+  }
 }
 
 export interface HostRoute {

@@ -3,7 +3,7 @@ import { DEFAULTS, loadConfig } from "../../core/config.ts";
 import { TphError, UsageError } from "../../core/errors.ts";
 import { checkHostCollisions, nodeIP, planNetwork } from "./network.ts";
 
-const local = loadConfig({}, {}).local;
+const local = loadConfig({}, {}).cluster;
 
 describe("planNetwork", () => {
   it("lays out the default cluster network", () => {

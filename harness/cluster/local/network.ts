@@ -1,6 +1,6 @@
 import { formatIp, nthAddress, overlaps, parseCidr, size } from "../../core/cidr.ts";
 import type { CleanupStack } from "../../core/cleanup.ts";
-import { type LocalProviderConfig, NAME_PREFIX } from "../../core/config.ts";
+import { type ClusterConfig, NAME_PREFIX } from "../../core/config.ts";
 import { TphError, UsageError } from "../../core/errors.ts";
 import { run } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
@@ -45,10 +45,10 @@ export interface NetworkPlan {
 const FIRST_NODE_INDEX = 11;
 const CLIENT_INDEX = 200;
 
-export function planNetwork(clusterName: string, local: LocalProviderConfig): NetworkPlan {
-  const subnet = parseCidr(local.nodeSubnet);
-  const pods = parseCidr(local.podSubnet);
-  const services = parseCidr(local.serviceSubnet);
+export function planNetwork(clusterName: string, cluster: ClusterConfig): NetworkPlan {
+  const subnet = parseCidr(cluster.nodeSubnet);
+  const pods = parseCidr(cluster.podSubnet);
+  const services = parseCidr(cluster.serviceSubnet);
   if (subnet.prefix > 24) {
     throw new UsageError(
       `node subnet ${subnet.text} is too small`,

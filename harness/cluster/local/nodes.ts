@@ -38,7 +38,7 @@ export const KUBE_PROXY_HEALTH_PORT = 10256;
 const AGENT_MAIN = join(import.meta.dirname, "agent/main.ts");
 
 export function planNodes(config: HarnessConfig, plan: NetworkPlan, dir: string): LocalNode[] {
-  return config.local.nodes.map((spec: NodeSpec, i) => {
+  return config.cluster.nodes.map((spec: NodeSpec, i) => {
     const index = i + 1;
     // kind's naming, so suites and users see the same node names on both providers.
     const name = `${config.clusterName}-worker${index === 1 ? "" : index}`;
@@ -143,7 +143,7 @@ export async function writeKubeProxyConfig(
   node: LocalNode,
   kubeconfig: string,
 ) {
-  const mode = ctx.config.local.proxyMode;
+  const mode = ctx.config.cluster.proxyMode;
   await writeFile(
     node.kubeProxyConfig,
     stringify({
@@ -218,7 +218,7 @@ export async function waitNodeReady(
     },
     {
       description: `node ${node.name} to register and be Ready`,
-      timeoutMs: ctx.config.local.readyTimeoutSeconds * 1000,
+      timeoutMs: ctx.config.cluster.readyTimeoutSeconds * 1000,
       intervalMs: 200,
       ...(ctx.signal && { signal: ctx.signal }),
     },
@@ -243,7 +243,7 @@ export async function waitKubeProxyHealthy(
     },
     {
       description: `kube-proxy on ${node.name} to answer ${url}`,
-      timeoutMs: ctx.config.local.readyTimeoutSeconds * 1000,
+      timeoutMs: ctx.config.cluster.readyTimeoutSeconds * 1000,
       intervalMs: 200,
       ...(ctx.signal && { signal: ctx.signal }),
     },

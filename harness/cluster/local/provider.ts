@@ -2,10 +2,11 @@ import { cp, mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { withCleanup } from "../../core/cleanup.ts";
 import { type HarnessConfig, NAME_PREFIX } from "../../core/config.ts";
-import { TphError } from "../../core/errors.ts";
+import { TphError, UsageError } from "../../core/errors.ts";
 import { type ExecResult, run, which } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
 import { kubeClients } from "../../k8s/client.ts";
+import { PROBE_PATH } from "../../traffic/run-probe.ts";
 import type {
   ClusterNode,
   ClusterProvider,
@@ -77,7 +78,13 @@ export const localProvider: ClusterProvider = {
         });
       }
     }
-    checkHostCollisions(planNetwork(config.clusterName, config.local), await hostRoutes());
+    if (config.cluster.proxyMode === "ipvs") {
+      throw new UsageError(
+        "kube-proxy mode ipvs is not available on the local provider",
+        "the local provider's kernel has no IPVS; use iptables or nftables (kind supports ipvs where the host kernel has it)",
+      );
+    }
+    checkHostCollisions(planNetwork(config.clusterName, config.cluster), await hostRoutes());
   },
 
   async up(config, options) {
@@ -85,7 +92,7 @@ export const localProvider: ClusterProvider = {
     const dir = clusterDir(config.stateDir, config.clusterName);
     await this.preflight(config);
     await refuseExisting(config);
-    const plan = planNetwork(config.clusterName, config.local);
+    const plan = planNetwork(config.clusterName, config.cluster);
     const binaries = await ensureBinaries(config, logger, options.signal ? { signal: options.signal } : {});
 
     return withCleanup(
@@ -114,7 +121,7 @@ export const localProvider: ClusterProvider = {
           versions: binaries.versions,
           processes: [],
           nodes: [],
-          proxyMode: config.local.proxyMode,
+          proxyMode: config.cluster.proxyMode,
           stoppedNodes: [],
         };
         await mkdir(join(dir, "logs"), { recursive: true });
@@ -195,7 +202,7 @@ export const localProvider: ClusterProvider = {
         };
         await attachNamespace(plan, plan.clientNs, "ext", plan.clientIP, stack, logger);
         logger.step(
-          `starting ${state.nodes.length} node(s): node agent, then kube-proxy (${config.local.proxyMode} mode)`,
+          `starting ${state.nodes.length} node(s): node agent, then kube-proxy (${config.cluster.proxyMode} mode)`,
         );
         const agents: ProcessRecord[] = [];
         for (const node of state.nodes) {
@@ -300,6 +307,7 @@ class LocalCluster implements StartedCluster {
   readonly versions: Record<string, string>;
   readonly network: ExternalNetwork;
   readonly nodeOps: NodeOperations;
+  readonly probeCommand = [process.execPath, PROBE_PATH];
   readonly #config: HarnessConfig;
   readonly #state: LocalClusterState;
   readonly #logger: Logger;

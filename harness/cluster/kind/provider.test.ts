@@ -1,0 +1,188 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, symlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { loadConfig } from "../../core/config.ts";
+import { TphError } from "../../core/errors.ts";
+import { createMemoryLogger } from "../../core/logger.ts";
+import { kindConfig, V1ALPHA4_FIELDS } from "./config.ts";
+import { createKindProvider } from "./provider.ts";
+
+/**
+ * kind cannot run on our machines (no Docker engine), so these tests put fake `kind` and `docker`
+ * programs on PATH (testdata/fake-cli.sh) and check the exact commands the provider runs, its config,
+ * its cleanup on failure and its gc. The real thing runs in the users' GitHub workflow.
+ */
+let fakeDir: string;
+let log: string;
+let stateDir: string;
+const saved = { ...process.env };
+
+beforeEach(async () => {
+  fakeDir = await mkdtemp(join(tmpdir(), "tph-fake-"));
+  stateDir = await mkdtemp(join(tmpdir(), "tph-kind-state-"));
+  log = join(fakeDir, "calls.log");
+  for (const prog of ["kind", "docker"])
+    await symlink(join(import.meta.dirname, "testdata/fake-cli.sh"), join(fakeDir, prog));
+  process.env.PATH = `${fakeDir}:/usr/bin:/bin`;
+  process.env.TPH_FAKE_LOG = log;
+});
+
+afterEach(() => {
+  for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+  Object.assign(process.env, saved);
+});
+
+async function calls(): Promise<string[][]> {
+  if (!existsSync(log)) return [];
+  return (await readFile(log, "utf8"))
+    .trim()
+    .split("\n")
+    .map((l) => l.split("\t"));
+}
+
+const neverClient = { start: async () => expect.fail("the client must not start in this test") };
+const config = () =>
+  loadConfig(
+    { provider: "kind", clusterName: "x", stateDir, cluster: { nodes: [{ zone: "a" }, { zone: "b" }] } },
+    {},
+  );
+
+describe("kind provider preflight", () => {
+  it("without docker: a clear error and nothing run", async () => {
+    process.env.PATH = "/usr/bin:/bin";
+    const err = await createKindProvider(neverClient)
+      .up(config(), { logger: createMemoryLogger() })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TphError);
+    expect((err as TphError).message).toBe("`docker` is not installed (needed by --provider kind)");
+    expect(existsSync(join(stateDir, "x"))).toBe(false);
+  });
+
+  it("with the Docker daemon down: says so, with what to do", async () => {
+    process.env.FAKE_DOCKER_DOWN = "1";
+    const err = (await createKindProvider(neverClient)
+      .preflight(config())
+      .catch((e: unknown) => e)) as TphError;
+    expect(err.message).toMatch(
+      /^Docker is not running or not reachable: Cannot connect to the Docker daemon/,
+    );
+    expect(err.hint).toMatch(/start the Docker daemon/);
+  });
+});
+
+describe("kind provider up", () => {
+  it("runs kind with the generated config, and deletes the cluster when creation fails", async () => {
+    process.env.FAKE_KIND_CREATE_FAIL = "node(s) already exist for a cluster with the name";
+    const logger = createMemoryLogger();
+    const err = await createKindProvider(neverClient)
+      .up(config(), { logger })
+      .catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/command exited 1: kind create cluster --name tph-x /);
+    expect((err as Error).message).toMatch(/failed to create cluster: node\(s\) already exist/);
+    const dir = join(stateDir, "x");
+    expect(await calls()).toEqual([
+      ["docker", "version", "--format", "{{.Server.Version}}"],
+      ["kind", "get", "clusters"],
+      [
+        "kind",
+        "create",
+        "cluster",
+        "--name",
+        "tph-x",
+        "--config",
+        `${dir}/kind-config.yaml`,
+        "--kubeconfig",
+        `${dir}/kubeconfig`,
+        "--wait",
+        "5m",
+      ],
+      ["kind", "delete", "cluster", "--name", "tph-x"],
+    ]);
+    // Nothing left: the state directory (with the config it wrote) is gone too.
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it("refuses a cluster name kind already has, before creating anything", async () => {
+    process.env.FAKE_KIND_CLUSTERS = "tph-x\nkind\n";
+    const err = (await createKindProvider(neverClient)
+      .up(config(), { logger: createMemoryLogger() })
+      .catch((e: unknown) => e)) as TphError;
+    expect(err.message).toBe("a kind cluster named tph-x already exists");
+    expect((await calls()).map((c) => c.slice(0, 3).join(" "))).toEqual([
+      "docker version --format",
+      "kind get clusters",
+    ]);
+  });
+
+  it("validates its options before any side effect", async () => {
+    const bad = loadConfig(
+      { provider: "kind", clusterName: "x", stateDir, kind: { kubernetesVersion: "1.35" } },
+      {},
+    );
+    await expect(createKindProvider(neverClient).up(bad, { logger: createMemoryLogger() })).rejects.toThrow(
+      /not of the form vX.Y.Z/,
+    );
+    expect((await calls()).map((c) => c.slice(0, 2).join(" "))).toEqual(["docker version"]);
+  });
+});
+
+describe("kind provider gc", () => {
+  it("deletes tph clusters without a live owner and orphaned client containers, nothing else", async () => {
+    process.env.FAKE_KIND_CLUSTERS = "tph-dead\nmy-own-cluster\n";
+    process.env.FAKE_DOCKER_PS = "dead\n";
+    const removed = await createKindProvider(neverClient).gc(config(), { logger: createMemoryLogger() });
+    expect(removed).toEqual(["kind cluster tph-dead (no state)"]);
+    const made = (await calls()).map((c) => c.join(" "));
+    expect(made).toContain("kind delete cluster --name tph-dead");
+    expect(made.filter((c) => c.includes("my-own-cluster"))).toEqual([]);
+    expect(made).toContain("docker ps -aq --filter label=tph.cluster=dead");
+  });
+});
+
+describe("kindConfig", () => {
+  it("emits only v1alpha4 fields, zones as node labels, one control plane", () => {
+    const c = kindConfig("tph-x", {
+      workers: 3,
+      proxyMode: "nftables",
+      zones: ["a", "b"],
+      kubernetesVersion: "v1.35.1",
+    });
+    expect(Object.keys(c).every((k) => (V1ALPHA4_FIELDS.cluster as readonly string[]).includes(k))).toBe(
+      true,
+    );
+    const nodes = c.nodes as Record<string, unknown>[];
+    for (const n of nodes)
+      expect(Object.keys(n).every((k) => (V1ALPHA4_FIELDS.node as readonly string[]).includes(k))).toBe(true);
+    expect(nodes.map((n) => n.role)).toEqual(["control-plane", "worker", "worker", "worker"]);
+    expect(
+      nodes.map((n) => (n.labels as Record<string, string> | undefined)?.["topology.kubernetes.io/zone"]),
+    ).toEqual([undefined, "a", "b", undefined]);
+    expect(nodes.every((n) => n.image === "kindest/node:v1.35.1")).toBe(true);
+    expect(c.networking).toEqual({ kubeProxyMode: "nftables" });
+  });
+
+  it("sets strictARP for ipvs (MetalLB L2 needs it) and can drop the default CNI", () => {
+    const c = kindConfig("tph-x", { workers: 1, proxyMode: "ipvs", disableDefaultCNI: true });
+    expect(c.networking).toEqual({ kubeProxyMode: "ipvs", disableDefaultCNI: true });
+    const patch = parse((c.kubeadmConfigPatches as string[])[0] ?? "");
+    expect(patch).toMatchObject({ kind: "KubeProxyConfiguration", ipvs: { strictARP: true } });
+  });
+
+  it("refuses bad input with a usage error", () => {
+    expect(() => kindConfig("tph-x", { workers: 0, proxyMode: "iptables" })).toThrow(/1 to 10 workers/);
+    expect(() => kindConfig("tph-x", { workers: 1, proxyMode: "iptables", zones: ["bad zone"] })).toThrow(
+      /not a valid label value/,
+    );
+    expect(() =>
+      kindConfig("tph-x", {
+        workers: 1,
+        proxyMode: "iptables",
+        kubernetesVersion: "v1.35.1",
+        nodeImage: "x",
+      }),
+    ).toThrow(/not both/);
+  });
+});

@@ -1,0 +1,431 @@
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { withCleanup } from "../../core/cleanup.ts";
+import { type HarnessConfig, NAME_PREFIX } from "../../core/config.ts";
+import { TphError } from "../../core/errors.ts";
+import { CommandError, type ExecResult, run, which } from "../../core/exec.ts";
+import type { Logger } from "../../core/logger.ts";
+import { waitFor } from "../../core/wait.ts";
+import { kubeClients } from "../../k8s/client.ts";
+import { applyWithRetry, kindPoolRange } from "../../metallb/kind-pool.ts";
+import { applyObjects, l2Pool, loadManifest, METALLB_NAMESPACE } from "../../metallb/manifests.ts";
+import type {
+  ClusterNode,
+  ClusterProvider,
+  ComponentStatus,
+  ExternalNetwork,
+  NodeOperations,
+  StartedCluster,
+} from "../provider.ts";
+import { kindConfigYaml } from "./config.ts";
+import {
+  type ExternalClient,
+  type ExternalClientFactory,
+  execInClient,
+  PROBE_IN_CLIENT,
+  testcontainersClientFactory,
+} from "./external-client.ts";
+
+/**
+ * The kind provider: `kind create cluster` from a generated config, MetalLB from the pinned manifest with
+ * a pool at the top of the `kind` docker network, an external client container on that network. Every
+ * external call is the kind or docker CLI with argv arrays (so tests can put fakes on PATH), except the
+ * client container, which testcontainers starts (and tests replace through `clientFactory`).
+ */
+export const LABEL = "tph.cluster";
+/** Images the suites run, loaded into the nodes so runs do not depend on per-node pulls. */
+export const PRELOAD_IMAGES = ["registry.k8s.io/e2e-test-images/agnhost:2.53"];
+
+interface KindState {
+  name: string;
+  provider: "kind";
+  phase: "creating" | "ready";
+  ownerPid: number;
+  kindName: string;
+  kubeconfig: string;
+  client?: ExternalClient;
+  network?: ExternalNetwork;
+  proxyMode: string;
+}
+
+export function createKindProvider(
+  clientFactory: ExternalClientFactory = testcontainersClientFactory,
+): ClusterProvider {
+  return {
+    name: "kind",
+
+    async preflight() {
+      for (const [cmd, hint] of [
+        [
+          "docker",
+          "install Docker (https://docs.docker.com/engine/install/) and make sure this user may use it",
+        ],
+        [
+          "kind",
+          "install kind: `go install sigs.k8s.io/kind@latest` (or see https://kind.sigs.k8s.io/docs/user/quick-start/)",
+        ],
+      ] as const) {
+        if (!(await which(cmd)))
+          throw new TphError(`\`${cmd}\` is not installed (needed by --provider kind)`, { hint });
+      }
+      try {
+        await run(["docker", "version", "--format", "{{.Server.Version}}"], { timeoutMs: 20_000 });
+      } catch (err) {
+        const detail = err instanceof CommandError ? err.stderrTail || err.message : String(err);
+        throw new TphError(`Docker is not running or not reachable: ${detail.split("\n")[0]}`, {
+          hint: "start the Docker daemon (or Docker Desktop) and check `docker version`; or use --provider local on Linux",
+        });
+      }
+    },
+
+    async up(config, options) {
+      const { logger } = options;
+      await this.preflight(config);
+      const kindName = `${NAME_PREFIX}${config.clusterName}`;
+      const dir = join(config.stateDir, config.clusterName);
+      // Validate the generated config before any side effect.
+      const kindYaml = kindConfigYaml(kindName, {
+        workers: config.cluster.nodes.length,
+        proxyMode: config.cluster.proxyMode,
+        zones: config.cluster.nodes.map((n) => n.zone ?? "").filter(Boolean),
+        disableDefaultCNI: config.kind.disableDefaultCNI,
+        ...(config.kind.kubernetesVersion && { kubernetesVersion: config.kind.kubernetesVersion }),
+        ...(config.kind.nodeImage && { nodeImage: config.kind.nodeImage }),
+      });
+      const existing = (await run(["kind", "get", "clusters"])).stdout.split("\n").map((l) => l.trim());
+      if (existing.includes(kindName)) {
+        throw new TphError(`a kind cluster named ${kindName} already exists`, {
+          hint: `remove it with \`tph down --provider kind --name ${config.clusterName}\`, or pick another --name`,
+        });
+      }
+      return withCleanup(
+        async (stack) => {
+          const state: KindState = {
+            name: config.clusterName,
+            provider: "kind",
+            phase: "creating",
+            ownerPid: process.pid,
+            kindName,
+            kubeconfig: join(dir, "kubeconfig"),
+            proxyMode: config.cluster.proxyMode,
+          };
+          await mkdir(dir, { recursive: true });
+          stack.push(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
+          await saveState(dir, state);
+          // Kept with the run's artifacts: the exact config kind was given.
+          const configPath = join(dir, "kind-config.yaml");
+          await writeFile(configPath, kindYaml);
+
+          logger.step(
+            `creating kind cluster ${kindName} (${config.cluster.nodes.length} workers, kube-proxy ${config.cluster.proxyMode})`,
+          );
+          stack.push(`delete kind cluster ${kindName}`, () => deleteKindCluster(kindName, logger));
+          if (options.retain) {
+            stack.push("keep the failed cluster", () => {
+              logger.warn(
+                `--retain: kept the failed cluster; remove it with: tph down --provider kind --name ${config.clusterName}`,
+              );
+              stack.release();
+            });
+          }
+          await run(
+            [
+              "kind",
+              "create",
+              "cluster",
+              "--name",
+              kindName,
+              "--config",
+              configPath,
+              "--kubeconfig",
+              state.kubeconfig,
+              "--wait",
+              "5m",
+            ],
+            {
+              logger,
+            },
+          );
+
+          logger.step(`loading images into the nodes: ${PRELOAD_IMAGES.join(", ")}`);
+          for (const image of PRELOAD_IMAGES) {
+            const present = await run(["docker", "image", "inspect", image], { allowFailure: true });
+            if (present.exitCode !== 0) await run(["docker", "pull", image], { logger });
+            await run(["kind", "load", "docker-image", image, "--name", kindName], { logger });
+          }
+
+          const inspect = await run(["docker", "network", "inspect", "kind"]);
+          logger.step("starting the external client container on the kind network");
+          const client = await clientFactory.start(config.clusterName, { [LABEL]: config.clusterName });
+          state.client = client;
+          stack.push("remove the external client", () => removeContainers(config.clusterName));
+          await saveState(dir, state);
+          // The pool avoids every address docker handed out, the client's included.
+          const refreshed = await run(["docker", "network", "inspect", "kind"]);
+          const range = kindPoolRange(refreshed.stdout || inspect.stdout);
+          state.network = {
+            subnet: /"Subnet":\s*"(\d+\.\d+\.\d+\.\d+\/\d+)"/.exec(refreshed.stdout)?.[1] ?? "",
+            loadBalancerRange: range,
+            clientIP: client.ip,
+          };
+
+          logger.step(`installing MetalLB (pool ${range})`);
+          await installMetallbOnKind(config, state.kubeconfig, range, logger);
+
+          state.phase = "ready";
+          await saveState(dir, state);
+          logger.step(`cluster ${kindName} is ready: kubectl --kubeconfig ${state.kubeconfig} get nodes`);
+          return new KindCluster(state, logger);
+        },
+        { logger, ...(options.signal && { signal: options.signal }) },
+      );
+    },
+
+    async attach(config, logger) {
+      const state = await loadState(join(config.stateDir, config.clusterName));
+      return state?.phase === "ready" ? new KindCluster(state, logger) : undefined;
+    },
+
+    async gc(config, options) {
+      const removed: string[] = [];
+      const clusters = (await run(["kind", "get", "clusters"])).stdout
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((n) => n.startsWith(NAME_PREFIX));
+      for (const kindName of clusters) {
+        const name = kindName.slice(NAME_PREFIX.length);
+        const state = await loadState(join(config.stateDir, name));
+        const live = state && (state.phase === "ready" || pidAlive(state.ownerPid));
+        if (live && !options.all) {
+          options.logger.info(
+            `keeping kind cluster ${kindName}: it is running (tph down --provider kind --name ${name})`,
+          );
+          continue;
+        }
+        await deleteKindCluster(kindName, options.logger);
+        await removeContainers(name);
+        await rm(join(config.stateDir, name), { recursive: true, force: true });
+        removed.push(`kind cluster ${kindName} (${state ? state.phase : "no state"})`);
+      }
+      // Client containers whose cluster is gone.
+      const { stdout } = await run([
+        "docker",
+        "ps",
+        "-a",
+        "--filter",
+        `label=${LABEL}`,
+        "--format",
+        `{{.Label "${LABEL}"}}`,
+      ]);
+      for (const name of new Set(
+        stdout
+          .split("\n")
+          .map((l) => l.trim())
+          .filter(Boolean),
+      )) {
+        if (!clusters.includes(`${NAME_PREFIX}${name}`)) {
+          await removeContainers(name);
+          removed.push(`client container of ${name}`);
+        }
+      }
+      return removed;
+    },
+  };
+}
+
+export const kindProvider = createKindProvider();
+
+async function installMetallbOnKind(
+  config: HarnessConfig,
+  kubeconfig: string,
+  range: string,
+  logger: Logger,
+): Promise<void> {
+  const k8s = kubeClients(kubeconfig);
+  await applyObjects(k8s, await loadManifest(config.repoRoot));
+  await waitFor(
+    async () => {
+      const d = await k8s.apps.readNamespacedDeployment({ name: "controller", namespace: METALLB_NAMESPACE });
+      return (d.status?.availableReplicas ?? 0) >= 1
+        ? { done: true, value: undefined }
+        : { done: false, state: d.status };
+    },
+    { description: "the MetalLB controller to be available", timeoutMs: 180_000, intervalMs: 1_000 },
+  );
+  // Right after install the webhook is often not serving yet and rejects the pool: retry with back-off.
+  await applyWithRetry(() => applyObjects(k8s, l2Pool(range)), {
+    timeoutMs: 120_000,
+    onRetry: (err) =>
+      logger.debug(`MetalLB pool rejected, retrying: ${err instanceof Error ? err.message : err}`),
+  });
+}
+
+async function deleteKindCluster(kindName: string, logger: Logger): Promise<void> {
+  await run(["kind", "delete", "cluster", "--name", kindName], { logger });
+}
+
+async function removeContainers(clusterName: string): Promise<void> {
+  const { stdout } = await run(["docker", "ps", "-aq", "--filter", `label=${LABEL}=${clusterName}`]);
+  const ids = stdout
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
+  if (ids.length > 0) await run(["docker", "rm", "-f", ...ids]);
+}
+
+async function saveState(dir: string, state: KindState): Promise<void> {
+  await writeFile(join(dir, "state.json"), JSON.stringify(state, null, 2));
+}
+
+async function loadState(dir: string): Promise<KindState | undefined> {
+  try {
+    const s = JSON.parse(await readFile(join(dir, "state.json"), "utf8")) as KindState;
+    return s.provider === "kind" ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+class KindCluster implements StartedCluster {
+  readonly provider = "kind";
+  readonly name: string;
+  readonly kubeconfigPath: string;
+  readonly server: string;
+  readonly versions: Record<string, string>;
+  readonly network: ExternalNetwork;
+  readonly probeCommand = ["node", PROBE_IN_CLIENT];
+  readonly nodeOps: NodeOperations;
+  readonly #state: KindState;
+  readonly #logger: Logger;
+
+  constructor(state: KindState, logger: Logger) {
+    this.#state = state;
+    this.#logger = logger;
+    this.name = state.name;
+    this.kubeconfigPath = state.kubeconfig;
+    this.server = "";
+    this.versions = { proxyMode: state.proxyMode };
+    this.network = state.network ?? { subnet: "", loadBalancerRange: "", clientIP: "" };
+    this.nodeOps = new KindNodeOperations(state, logger);
+  }
+
+  /** Worker nodes only: the control plane keeps kind's exclude-from-external-load-balancers label. */
+  async nodes(): Promise<ClusterNode[]> {
+    const { core } = kubeClients(this.kubeconfigPath);
+    return (await core.listNode()).items
+      .filter((n) => n.metadata?.labels?.["node-role.kubernetes.io/control-plane"] === undefined)
+      .map((n) => {
+        const zone = n.metadata?.labels?.["topology.kubernetes.io/zone"];
+        return {
+          name: n.metadata?.name ?? "",
+          role: "worker" as const,
+          internalIP: n.status?.addresses?.find((a) => a.type === "InternalIP")?.address ?? "",
+          ...(zone && { zone }),
+        };
+      });
+  }
+
+  async runExternal(
+    argv: string[],
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<ExecResult> {
+    if (!this.#state.client) throw new TphError(`cluster ${this.name} has no external client container`);
+    return execInClient(this.#state.client, argv, options);
+  }
+
+  async status(): Promise<ComponentStatus[]> {
+    const { stdout } = await run([
+      "docker",
+      "ps",
+      "-a",
+      "--filter",
+      `label=io.x-k8s.kind.cluster=${this.#state.kindName}`,
+      "--format",
+      "{{.Names}} {{.State}}",
+    ]);
+    return stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => {
+        const [name = "", state = ""] = line.split(" ");
+        return { component: name, where: "docker", running: state === "running", detail: state };
+      });
+  }
+
+  async exportLogs(dir: string): Promise<string[]> {
+    await run(["kind", "export", "logs", dir, "--name", this.#state.kindName], { logger: this.#logger });
+    return [dir];
+  }
+
+  async delete(): Promise<void> {
+    this.#logger.step(`deleting kind cluster ${this.#state.kindName}`);
+    await deleteKindCluster(this.#state.kindName, this.#logger);
+    await removeContainers(this.name);
+    await rm(join(this.kubeconfigPath, ".."), { recursive: true, force: true });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.delete();
+  }
+}
+
+/** Node operations on kind: node containers stop and start; kube-proxy is its DaemonSet's pod. */
+class KindNodeOperations implements NodeOperations {
+  readonly #state: KindState;
+  readonly #logger: Logger;
+
+  constructor(state: KindState, logger: Logger) {
+    this.#state = state;
+    this.#logger = logger;
+  }
+
+  async stop(node: string): Promise<void> {
+    this.#logger.step(`stopping node container ${node}`);
+    await run(["docker", "stop", node], { logger: this.#logger });
+  }
+
+  async start(node: string): Promise<void> {
+    this.#logger.step(`starting node container ${node}`);
+    await run(["docker", "start", node], { logger: this.#logger });
+    const { core } = kubeClients(this.#state.kubeconfig);
+    await waitFor(
+      async () => {
+        const n = await core.readNode({ name: node });
+        const ready = n.status?.conditions?.find((c) => c.type === "Ready")?.status;
+        return ready === "True" ? { done: true, value: undefined } : { done: false, state: ready };
+      },
+      { description: `node ${node} Ready again`, timeoutMs: 180_000, intervalMs: 1_000 },
+    );
+  }
+
+  async restartKubeProxy(node: string): Promise<void> {
+    const { core } = kubeClients(this.#state.kubeconfig);
+    const pods = await core.listNamespacedPod({
+      namespace: "kube-system",
+      labelSelector: "k8s-app=kube-proxy",
+      fieldSelector: `spec.nodeName=${node}`,
+    });
+    for (const p of pods.items)
+      await core.deleteNamespacedPod({ name: p.metadata?.name ?? "", namespace: "kube-system" });
+  }
+
+  /** On kind the "binary" is an image: the DaemonSet switches to OnDelete, so only this node's pod changes. */
+  async replaceKubeProxy(node: string, image: string): Promise<void> {
+    const { apps } = kubeClients(this.#state.kubeconfig);
+    const ds = await apps.readNamespacedDaemonSet({ name: "kube-proxy", namespace: "kube-system" });
+    if (ds.spec) ds.spec.updateStrategy = { type: "OnDelete" };
+    const container = ds.spec?.template.spec?.containers[0];
+    if (container) container.image = image;
+    await apps.replaceNamespacedDaemonSet({ name: "kube-proxy", namespace: "kube-system", body: ds });
+    await this.restartKubeProxy(node);
+  }
+}

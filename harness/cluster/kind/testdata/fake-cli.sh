@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# A stand-in for `kind` and `docker` in unit tests: records every call (one line: program and argv,
+# tab-separated) in $TPH_FAKE_LOG, and answers from canned files or environment switches.
+set -u
+prog=$(basename "$0")
+printf '%s' "$prog" >> "$TPH_FAKE_LOG"
+for a in "$@"; do printf '\t%s' "$a" >> "$TPH_FAKE_LOG"; done
+printf '\n' >> "$TPH_FAKE_LOG"
+here=$(dirname "$(readlink -f "$0")")
+case "$prog $*" in
+  "docker version"*)
+    [ "${FAKE_DOCKER_DOWN:-}" = 1 ] && { echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2; exit 1; }
+    echo "28.2.2" ;;
+  "docker network inspect kind") cat "$here/docker-network-inspect-kind.json" ;;
+  "docker image inspect"*) echo "[]" ;;
+  "docker ps"*) printf '%s' "${FAKE_DOCKER_PS:-}" ;;
+  "kind get clusters") printf '%s' "${FAKE_KIND_CLUSTERS:-}" ;;
+  "kind create cluster"*)
+    if [ -n "${FAKE_KIND_CREATE_FAIL:-}" ]; then
+      echo "ERROR: failed to create cluster: $FAKE_KIND_CREATE_FAIL" >&2
+      exit 1
+    fi ;;
+  *) ;;
+esac
+exit 0
