@@ -10,7 +10,7 @@ import { clientPod, netexecDeployment, service, waitEndpoints, waitPodsReady } f
 describe.each(PROXY_MODES)("reachability (kube-proxy %s)", (mode) => {
   const f = useCluster({ clusterName: `reach${mode[0]}`, cluster: { proxyMode: mode } });
 
-  it("serves ClusterIP and NodePort from every node's pods and from outside", async () => {
+  it("serves ClusterIP and NodePort from every node's pods and from outside", async (ctx) => {
     const ns = "default";
     await f.k8s.apps.createNamespacedDeployment({ namespace: ns, body: netexecDeployment("web", 4) });
     // One client pod per node, so every node's dataplane is exercised.
@@ -31,6 +31,19 @@ describe.each(PROXY_MODES)("reachability (kube-proxy %s)", (mode) => {
     const clusterIP = svc.spec?.clusterIP as string;
     const nodePort = svc.spec?.ports?.[0]?.nodePort as number;
 
+    for (const node of nodes) {
+      await waitServing(f.cluster, { kind: "external" }, { target: `${node.internalIP}:${nodePort}` });
+      const entries = await runProbe(
+        f.cluster,
+        { kind: "external" },
+        { target: `${node.internalIP}:${nodePort}`, path: "/hostname", count: 8 },
+      );
+      expect(entries.map(outcomeOf)).toEqual(Array(8).fill("ok"));
+      for (const e of entries) expect(e.body).toMatch(/^web-/);
+    }
+
+    if (!f.cluster.runInPod)
+      return ctx.skip(`probes from pods need runInPod, which ${f.cluster.provider} lacks so far`);
     for (const client of clients) {
       const source = { kind: "pod", namespace: ns, name: client.metadata?.name as string } as const;
       await waitServing(f.cluster, source, { target: `${clusterIP}:80` });
@@ -42,17 +55,6 @@ describe.each(PROXY_MODES)("reachability (kube-proxy %s)", (mode) => {
       expect(entries.map(outcomeOf)).toEqual(Array(5).fill("ok"));
       // ClusterIP traffic from a pod is not masqueraded: the backend sees the client pod's own IP.
       for (const e of entries) expect(clientIpOf(e)).toBe(client.status?.podIP);
-    }
-
-    for (const node of nodes) {
-      await waitServing(f.cluster, { kind: "external" }, { target: `${node.internalIP}:${nodePort}` });
-      const entries = await runProbe(
-        f.cluster,
-        { kind: "external" },
-        { target: `${node.internalIP}:${nodePort}`, path: "/hostname", count: 8 },
-      );
-      expect(entries.map(outcomeOf)).toEqual(Array(8).fill("ok"));
-      for (const e of entries) expect(e.body).toMatch(/^web-/);
     }
   });
 });

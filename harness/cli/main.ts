@@ -15,6 +15,7 @@ import {
 import { describeError, TphError, UsageError } from "../core/errors.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
 import { kubeClients } from "../k8s/client.ts";
+import { doctor } from "./doctor.ts";
 
 /**
  * `tph`: the command line. Each command is a small function over the library; parsing and configuration
@@ -57,6 +58,12 @@ const commands: Record<string, Command> = {
         type: "string",
         help: "kube-proxy mode: iptables (default) or nftables; ipvs needs a kernel with IPVS",
       },
+      "kubernetes-version": { type: "string", help: "kind: node image kindest/node:VERSION (e.g. v1.35.1)" },
+      "node-image": { type: "string", help: "kind: a full node image reference instead of a version" },
+      "disable-cni": {
+        type: "boolean",
+        help: "kind: create the cluster without kindnet (bring your own CNI)",
+      },
       config: {
         type: "string",
         help: "cluster file (YAML): per-node zones and labels, proxyMode, subnets; see docs/providers.md",
@@ -82,6 +89,24 @@ const commands: Record<string, Command> = {
       });
       process.stdout.write(`${cluster.kubeconfigPath}\n`);
       return 0;
+    },
+  },
+  doctor: {
+    summary:
+      "check what the providers need (root, Go, iproute2 / Docker, kind, kubectl) and say how to fix a miss",
+    usage: "tph doctor [--provider local|kind]",
+    options: { ...common },
+    async run(config, values) {
+      const results = await doctor(
+        typeof values.provider === "string" ? [config.provider] : ["local", "kind"],
+      );
+      for (const r of results) {
+        process.stdout.write(
+          `${r.ok ? "ok  " : "MISS"}  ${r.provider.padEnd(6)} ${r.check.padEnd(40)} ${r.detail}\n`,
+        );
+        if (!r.ok && r.advice) process.stdout.write(`      ${"".padEnd(6)} ${"".padEnd(40)} → ${r.advice}\n`);
+      }
+      return results.every((r) => r.ok) ? 0 : 1;
     },
   },
   nodes: {
@@ -281,6 +306,13 @@ export async function main(argv: string[]): Promise<number> {
   if (typeof values["proxy-mode"] === "string") {
     overrides.cluster = { ...overrides.cluster, proxyMode: parseProxyMode(values["proxy-mode"]) };
   }
+  overrides.kind = {
+    ...(typeof values["kubernetes-version"] === "string" && {
+      kubernetesVersion: values["kubernetes-version"],
+    }),
+    ...(typeof values["node-image"] === "string" && { nodeImage: values["node-image"] }),
+    ...(values["disable-cni"] === true && { disableDefaultCNI: true }),
+  };
   const config = loadConfig(overrides);
   return command.run(config, values, createLogger(config.logLevel), positionals);
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from "vitest";
-import { localProvider } from "../../harness/cluster/local/provider.ts";
 import type { StartedCluster } from "../../harness/cluster/provider.ts";
+import { getProvider } from "../../harness/cluster/providers.ts";
 import type { ConfigOverrides, ProxyMode } from "../../harness/core/config.ts";
 import { createLogger } from "../../harness/core/logger.ts";
 import { type KubeClients, kubeClients } from "../../harness/k8s/client.ts";
@@ -23,7 +23,7 @@ export function useCluster(overrides: ConfigOverrides & { clusterName: string })
   let k8s: KubeClients | undefined;
   beforeAll(async () => {
     const config = e2eConfig(overrides);
-    cluster = await localProvider.up(config, { logger: createLogger(config.logLevel) });
+    cluster = await getProvider(config.provider).up(config, { logger: createLogger(config.logLevel) });
     k8s = kubeClients(cluster.kubeconfigPath);
   });
   afterAll(async () => {

@@ -5,6 +5,7 @@ import { type ConfigOverrides, type HarnessConfig, loadConfig } from "../../harn
 export const E2E_STATE_DIR = process.env.TPH_E2E_STATE_DIR ?? "/tmp/tph-e2e/state";
 
 export function e2eConfig(overrides: ConfigOverrides = {}): HarnessConfig {
+  // TPH_PROVIDER=kind runs the same suites on kind (the users' workflow does).
   return loadConfig({
     stateDir: E2E_STATE_DIR,
     logLevel: process.env.TPH_LOG === "verbose" ? "verbose" : "quiet",

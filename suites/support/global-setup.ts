@@ -1,5 +1,6 @@
 import { ensureBinaries } from "../../harness/cluster/local/binaries.ts";
 import { localProvider } from "../../harness/cluster/local/provider.ts";
+import { getProvider } from "../../harness/cluster/providers.ts";
 import { createLogger } from "../../harness/core/logger.ts";
 import { e2eConfig } from "./env.ts";
 
@@ -8,12 +9,17 @@ import { e2eConfig } from "./env.ts";
  * binaries with progress output, and clears leftovers of an earlier e2e run that was killed.
  */
 export default async function setup(): Promise<void> {
+  const config = e2eConfig();
+  if (config.provider === "kind") {
+    await getProvider("kind").preflight(config);
+    await getProvider("kind").gc(config, { logger: createLogger("normal"), all: true });
+    return;
+  }
   if (process.getuid?.() !== 0) {
     throw new Error(
       "the e2e suites boot real local clusters and need root: run `sudo npm run test:e2e` (unit tests: npm run test:unit)",
     );
   }
-  const config = e2eConfig();
   const logger = createLogger("normal");
   await ensureBinaries(config, logger);
   const removed = await localProvider.gc(config, { logger, all: true });

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pinnedVersions } from "../harness/cluster/local/binaries.ts";
-import { localProvider } from "../harness/cluster/local/provider.ts";
-import type { StartedCluster } from "../harness/cluster/provider.ts";
-import { run, which } from "../harness/core/exec.ts";
-import { createLogger } from "../harness/core/logger.ts";
-import { waitFor } from "../harness/core/wait.ts";
-import { type KubeClients, kubeClients, serverVersion } from "../harness/k8s/client.ts";
-import { e2eConfig } from "./support/env.ts";
-import { type HostSnapshot, leftovers, snapshotHost } from "./support/host-snapshot.ts";
+import { pinnedVersions } from "../../harness/cluster/local/binaries.ts";
+import { localProvider } from "../../harness/cluster/local/provider.ts";
+import type { StartedCluster } from "../../harness/cluster/provider.ts";
+import { run, which } from "../../harness/core/exec.ts";
+import { createLogger } from "../../harness/core/logger.ts";
+import { waitFor } from "../../harness/core/wait.ts";
+import { type KubeClients, kubeClients, serverVersion } from "../../harness/k8s/client.ts";
+import { e2eConfig } from "../support/env.ts";
+import { type HostSnapshot, leftovers, snapshotHost } from "../support/host-snapshot.ts";
 
 /**
  * The local provider's control plane is real: the apiserver serves the pinned version, the real

@@ -1,13 +1,14 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { hostRoutes } from "../harness/cluster/local/netns.ts";
-import { waitFor } from "../harness/core/wait.ts";
-import { tph } from "./support/cli.ts";
-import { cliEnv, E2E_STATE_DIR, TPH_BIN } from "./support/env.ts";
-import { leftovers, snapshotHost } from "./support/host-snapshot.ts";
+import { hostRoutes } from "../../harness/cluster/local/netns.ts";
+import { waitFor } from "../../harness/core/wait.ts";
+import { tph } from "../support/cli.ts";
+import { cliEnv, E2E_STATE_DIR, TPH_BIN } from "../support/env.ts";
+import { leftovers, snapshotHost } from "../support/host-snapshot.ts";
 
 /** Bad input and hostile conditions: each gets a clear error, a non-zero exit, and leaves nothing behind. */
 describe("tph up refuses clearly and creates nothing", () => {
@@ -38,9 +39,33 @@ describe("tph up refuses clearly and creates nothing", () => {
     const bad = await tph(["up", "--name", "badnet", "--node-subnet", "10.0.0.300/24"]);
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toMatch(/is not a valid IPv4 CIDR/);
+    const ipvs = await tph(["up", "--name", "ipvs", "--proxy-mode", "ipvs"]);
+    expect(ipvs.exitCode).toBe(2);
+    expect(ipvs.stderr).toMatch(/ipvs is not available on the local provider/);
     const provider = await tph(["up", "--provider", "minikube"]);
     expect(provider.exitCode).toBe(2);
     expect(provider.stderr).toMatch(/unknown provider "minikube"\nhint: choose one of: local, kind/);
+  });
+});
+
+describe("tph up --provider kind", () => {
+  it("without a Docker daemon: fails at once with a clear message and leaves nothing behind", async () => {
+    // A fake kind on PATH (kind is not installed here) and the real docker client, whose daemon is absent.
+    const fake = await mkdtemp(join(tmpdir(), "tph-kindfake-"));
+    await symlink(
+      join(import.meta.dirname, "../../harness/cluster/kind/testdata/fake-cli.sh"),
+      join(fake, "kind"),
+    );
+    const started = Date.now();
+    const r = await tph(["up", "--provider", "kind", "--name", "nodocker"], {
+      env: { PATH: `${fake}:${process.env.PATH}`, TPH_FAKE_LOG: join(fake, "calls.log") },
+    });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/error: Docker is not running or not reachable/);
+    expect(r.stderr).toMatch(/hint: start the Docker daemon/);
+    expect(Date.now() - started).toBeLessThan(25_000);
+    expect(existsSync(join(E2E_STATE_DIR, "nodocker"))).toBe(false);
+    expect(existsSync(join(fake, "calls.log"))).toBe(false); // kind was never run
   });
 });
 

@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { pinnedVersions } from "../harness/cluster/local/binaries.ts";
-import { run } from "../harness/core/exec.ts";
-import { tph } from "./support/cli.ts";
-import { E2E_STATE_DIR, e2eConfig } from "./support/env.ts";
-import { leftovers, snapshotHost } from "./support/host-snapshot.ts";
+import { pinnedVersions } from "../../harness/cluster/local/binaries.ts";
+import { run } from "../../harness/core/exec.ts";
+import { tph } from "../support/cli.ts";
+import { E2E_STATE_DIR, e2eConfig } from "../support/env.ts";
+import { leftovers, snapshotHost } from "../support/host-snapshot.ts";
 
 /** The CLI round trip a user makes: up, kubeconfig, kubectl, status, down. */
 const name = "clie2e";
