@@ -53,7 +53,15 @@ describe.each(PROXY_MODES)("LoadBalancer via MetalLB L2 (kube-proxy %s)", (mode)
       expect(entries.map(outcomeOf)).toEqual(Array(10).fill("ok"));
       if (sourceIp === "preserved")
         for (const e of entries) expect(clientIpOf(e)).toBe(f.cluster.network.clientIP);
-      expect(await announcingNode(f.k8s, ns, name)).toMatch(/-worker\d*$/);
+      // MetalLB writes its ServiceL2Status a moment after it starts answering ARP.
+      const announcer = await waitFor(
+        async () => {
+          const node = await announcingNode(f.k8s, ns, name);
+          return node ? { done: true, value: node } : { done: false, state: "no ServiceL2Status yet" };
+        },
+        { description: `a ServiceL2Status for ${name}`, timeoutMs: 15_000, intervalMs: 100 },
+      );
+      expect(announcer).toMatch(/-worker\d*$/);
       console.info(
         `[${mode}] ${policy}: Service created → first successful request in ${(firstOkMs / 1000).toFixed(2)} s`,
       );
