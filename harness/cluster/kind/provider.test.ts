@@ -186,3 +186,18 @@ describe("kindConfig", () => {
     ).toThrow(/not both/);
   });
 });
+
+describe("kind provider --retain", () => {
+  it("keeps a failed cluster and says how to delete it", async () => {
+    process.env.FAKE_KIND_CREATE_FAIL = "boom";
+    const logger = createMemoryLogger();
+    await expect(createKindProvider(neverClient).up(config(), { logger, retain: true })).rejects.toThrow(
+      /kind create cluster/,
+    );
+    expect((await calls()).map((c) => c.slice(0, 2).join(" "))).not.toContain("kind delete");
+    expect(existsSync(join(stateDir, "x", "kind-config.yaml"))).toBe(true);
+    expect(logger.lines.join("\n")).toMatch(
+      /--retain: kept the failed cluster; remove it with: tph down --provider kind --name x/,
+    );
+  });
+});

@@ -100,6 +100,17 @@ export function createKindProvider(
       }
       return withCleanup(
         async (stack) => {
+          // With --retain nothing is undone on failure; the way to delete it is printed instead.
+          const undo = (name: string, fn: () => Promise<unknown>) => {
+            if (!options.retain) stack.push(name, async () => void (await fn()));
+          };
+          if (options.retain) {
+            stack.push("keep the failed cluster", () =>
+              logger.warn(
+                `--retain: kept the failed cluster; remove it with: tph down --provider kind --name ${config.clusterName}`,
+              ),
+            );
+          }
           const state: KindState = {
             name: config.clusterName,
             provider: "kind",
@@ -110,7 +121,7 @@ export function createKindProvider(
             proxyMode: config.cluster.proxyMode,
           };
           await mkdir(dir, { recursive: true });
-          stack.push(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
+          undo(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
           await saveState(dir, state);
           // Kept with the run's artifacts: the exact config kind was given.
           const configPath = join(dir, "kind-config.yaml");
@@ -119,15 +130,7 @@ export function createKindProvider(
           logger.step(
             `creating kind cluster ${kindName} (${config.cluster.nodes.length} workers, kube-proxy ${config.cluster.proxyMode})`,
           );
-          stack.push(`delete kind cluster ${kindName}`, () => deleteKindCluster(kindName, logger));
-          if (options.retain) {
-            stack.push("keep the failed cluster", () => {
-              logger.warn(
-                `--retain: kept the failed cluster; remove it with: tph down --provider kind --name ${config.clusterName}`,
-              );
-              stack.release();
-            });
-          }
+          undo(`delete kind cluster ${kindName}`, () => deleteKindCluster(kindName, logger));
           await run(
             [
               "kind",
@@ -158,7 +161,7 @@ export function createKindProvider(
           logger.step("starting the external client container on the kind network");
           const client = await clientFactory.start(config.clusterName, { [LABEL]: config.clusterName });
           state.client = client;
-          stack.push("remove the external client", () => removeContainers(config.clusterName));
+          undo("remove the external client", () => removeContainers(config.clusterName));
           await saveState(dir, state);
           // The pool avoids every address docker handed out, the client's included.
           const refreshed = await run(["docker", "network", "inspect", "kind"]);
