@@ -1,27 +1,30 @@
 import { describe, expect, it } from "vitest";
-import type { ProbeEntry } from "../harness/traffic/probe.ts";
-import { clientIpOf, outcomeOf, runProbe, waitServing } from "../harness/traffic/run-probe.ts";
+import { blackholed, sourceIpPreserved, sourceIpSnat } from "../harness/assert/verdicts.ts";
+import { waitServing } from "../harness/traffic/run-probe.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
+import { useLedger } from "./support/ledger.ts";
 import { netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * NodePort with externalTrafficPolicy. One backend, on the first node; the external client calls the
- * NodePort on both nodes. Expected outcomes, as data:
+ * NodePort on both nodes. Expected outcomes (verdicts), as data:
  *
- *   Local   via the node with the endpoint     → served, the backend sees the client's own IP
- *   Local   via the node without an endpoint   → dropped (timeout): the blackhole the harness must catch
- *   Cluster via either node                    → served, source NATed (a cross-node request shows a node IP)
+ *   Local   via the node with the endpoint     → SourceIpPreserved: the backend sees the client's own IP
+ *   Local   via the node without an endpoint   → Dropped (timeout): the blackhole the harness must catch
+ *   Cluster via the node with the endpoint     → SourceIpSnat
+ *   Cluster via the node without an endpoint   → SourceIpSnat, to that node's own address
  */
-type Outcome = "preserved" | "dropped" | "snat";
-const cases: { policy: "Local" | "Cluster"; via: "with" | "without"; expect: Outcome }[] = [
-  { policy: "Local", via: "with", expect: "preserved" },
-  { policy: "Local", via: "without", expect: "dropped" },
-  { policy: "Cluster", via: "with", expect: "snat" },
-  { policy: "Cluster", via: "without", expect: "snat" },
+type Expected = "SourceIpPreserved" | "Dropped" | "SourceIpSnat";
+const cases: { policy: "Local" | "Cluster"; via: "with" | "without"; expect: Expected }[] = [
+  { policy: "Local", via: "with", expect: "SourceIpPreserved" },
+  { policy: "Local", via: "without", expect: "Dropped" },
+  { policy: "Cluster", via: "with", expect: "SourceIpSnat" },
+  { policy: "Cluster", via: "without", expect: "SourceIpSnat" },
 ];
 
 describe.each(PROXY_MODES)("NodePort externalTrafficPolicy (kube-proxy %s)", (mode) => {
   const f = useCluster({ clusterName: `etp${mode[0]}`, cluster: { proxyMode: mode } });
+  const ledger = useLedger();
 
   it.each(cases)(
     "$policy via the node $via an endpoint: $expect",
@@ -49,8 +52,9 @@ describe.each(PROXY_MODES)("NodePort externalTrafficPolicy (kube-proxy %s)", (mo
       );
 
       const node = via === "with" ? withEndpoint : withoutEndpoint;
-      const entries = await runProbe(
+      const entries = await ledger.probe(
         f.cluster,
+        `external->nodeport@${node.name}`,
         { kind: "external" },
         {
           target: `${node.internalIP}:${nodePort}`,
@@ -59,19 +63,15 @@ describe.each(PROXY_MODES)("NodePort externalTrafficPolicy (kube-proxy %s)", (mo
           timeoutMs: 1_500,
         },
       );
-      expect(classify(entries, f.cluster.network.clientIP)).toEqual(Array(3).fill(expected));
-      if (policy === "Cluster" && via === "without") {
+      const clientIP = f.cluster.network.clientIP;
+      if (expected === "SourceIpPreserved") ledger.expect(sourceIpPreserved(entries, clientIP));
+      if (expected === "Dropped") ledger.expect(blackholed(entries, "timeout"));
+      if (expected === "SourceIpSnat") {
         // Forwarded to the other node: SNATed to the forwarding node's own address.
-        for (const e of entries) expect(clientIpOf(e)).toBe(withoutEndpoint.internalIP);
+        ledger.expect(
+          sourceIpSnat(entries, clientIP, via === "without" ? [withoutEndpoint.internalIP] : undefined),
+        );
       }
     },
   );
 });
-
-function classify(entries: ProbeEntry[], clientIP: string): (Outcome | string)[] {
-  return entries.map((e) => {
-    if (e.outcome === "timeout") return "dropped";
-    if (e.outcome !== "ok") return outcomeOf(e);
-    return clientIpOf(e) === clientIP ? "preserved" : "snat";
-  });
-}

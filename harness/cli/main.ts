@@ -16,6 +16,7 @@ import { describeError, TphError, UsageError } from "../core/errors.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
 import { kubeClients } from "../k8s/client.ts";
 import { doctor } from "./doctor.ts";
+import { listSuites, runSuites } from "./run.ts";
 
 /**
  * `tph`: the command line. Each command is a small function over the library; parsing and configuration
@@ -89,6 +90,51 @@ const commands: Record<string, Command> = {
       });
       process.stdout.write(`${cluster.kubeconfigPath}\n`);
       return 0;
+    },
+  },
+  run: {
+    summary: "run the conformance suites: verdict table, JUnit and per-test ledgers; non-zero on any failure",
+    usage:
+      "tph run [--provider local|kind] [--proxy-mode MODE] [--suite NAME[,NAME...]] [--artifacts DIR] [--retain]",
+    options: {
+      ...common,
+      "proxy-mode": {
+        type: "string",
+        help: "run the suites under this kube-proxy mode only (default: iptables and nftables on local)",
+      },
+      suite: {
+        type: "string",
+        help: "comma-separated suite names (default: all); `tph run --list` shows them",
+      },
+      list: { type: "boolean", help: "list the suites and exit" },
+      artifacts: { type: "string", help: "where JUnit XML and ledgers go (default artifacts/run-<time>)" },
+      retain: {
+        type: "boolean",
+        help: "keep each suite's cluster instead of deleting it, and print how to delete it",
+      },
+    },
+    async run(config, values, logger) {
+      if (values.list) {
+        for (const s of await listSuites(config.repoRoot, config.provider)) process.stdout.write(`${s}\n`);
+        return 0;
+      }
+      if (typeof values["proxy-mode"] === "string") process.env.TPH_PROXY_MODE = values["proxy-mode"];
+      const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+      return runSuites(
+        config,
+        {
+          suites:
+            typeof values.suite === "string"
+              ? values.suite
+                  .split(",")
+                  .map((s) => s.trim())
+                  .filter(Boolean)
+              : [],
+          artifacts: typeof values.artifacts === "string" ? values.artifacts : `artifacts/run-${stamp}`,
+          retain: values.retain === true,
+        },
+        logger,
+      );
     },
   },
   doctor: {

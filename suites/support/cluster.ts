@@ -1,13 +1,18 @@
 import { afterAll, beforeAll } from "vitest";
 import type { StartedCluster } from "../../harness/cluster/provider.ts";
 import { getProvider } from "../../harness/cluster/providers.ts";
-import type { ConfigOverrides, ProxyMode } from "../../harness/core/config.ts";
+import { type ConfigOverrides, type ProxyMode, parseProxyMode } from "../../harness/core/config.ts";
 import { createLogger } from "../../harness/core/logger.ts";
 import { type KubeClients, kubeClients } from "../../harness/k8s/client.ts";
-import { e2eConfig } from "./env.ts";
+import { E2E_STATE_DIR, e2eConfig } from "./env.ts";
 
-/** Both dataplanes the local provider offers; suites about Service behaviour run under each. */
-export const PROXY_MODES: readonly ProxyMode[] = ["iptables", "nftables"];
+/**
+ * The dataplanes suites about Service behaviour run under: both of the local provider's by default, or
+ * the one TPH_PROXY_MODE names (`tph run --proxy-mode`, the kind workflow's matrix).
+ */
+export const PROXY_MODES: readonly ProxyMode[] = process.env.TPH_PROXY_MODE
+  ? [parseProxyMode(process.env.TPH_PROXY_MODE)]
+  : ["iptables", "nftables"];
 
 export interface ClusterFixture {
   readonly cluster: StartedCluster;
@@ -27,6 +32,12 @@ export function useCluster(overrides: ConfigOverrides & { clusterName: string })
     k8s = kubeClients(cluster.kubeconfigPath);
   });
   afterAll(async () => {
+    if (cluster && process.env.TPH_RETAIN === "1") {
+      console.warn(
+        `retained cluster ${cluster.name}: delete it with TPH_STATE_DIR=${E2E_STATE_DIR} tph down --provider ${cluster.provider} --name ${cluster.name}`,
+      );
+      return;
+    }
     await cluster?.delete();
   });
   return {

@@ -1,0 +1,152 @@
+import { describe, expect, it } from "vitest";
+import {
+  blackholed,
+  healthCheckMatchesEndpoints,
+  type LedgerEntry,
+  loadSkewWithin,
+  noDrops,
+  sourceIpPreserved,
+  sourceIpSnat,
+  windows,
+} from "./verdicts.ts";
+
+/**
+ * Every verdict against recorded ledgers: one that must pass and, as its negative control, one that must
+ * fail and name the request that broke it. Entries are as the probe wrote them on a local cluster
+ * (external client 10.250.0.200, nodes 10.250.0.11 and .12).
+ */
+const CLIENT = "10.250.0.200";
+const t = 1795455878965;
+const entry = (
+  seq: number,
+  path: string,
+  outcome: LedgerEntry["outcome"],
+  body?: string,
+  ms = 3,
+): LedgerEntry => ({
+  seq,
+  start: t + seq * 100,
+  end: t + seq * 100 + ms,
+  path,
+  outcome,
+  ...(outcome === "ok" ? { status: 200 } : { error: outcome === "timeout" ? "ETIMEDOUT" : "ECONNREFUSED" }),
+  ...(body !== undefined && { body }),
+});
+
+// eTP=Local via the node with the endpoint: the client's own address.
+const localServed = [0, 1, 2].map((i) =>
+  entry(i, "external->nodeport@tph-worker", "ok", `${CLIENT}:4${i}123`),
+);
+// eTP=Local via the node without one: dropped. The blackhole the harness exists to catch.
+const localBlackhole = [0, 1, 2].map((i) =>
+  entry(i, "external->nodeport@tph-worker2", "timeout", undefined, 1500),
+);
+// eTP=Cluster forwarded from the other node: SNATed to that node's address.
+const clusterForwarded = [0, 1, 2].map((i) =>
+  entry(i, "external->nodeport@tph-worker2", "ok", `10.250.0.12:5${i}210`),
+);
+// No endpoints at all: refused at once.
+const noEndpoints = [0, 1, 2].map((i) => entry(i, "external->nodeport@tph-worker", "refused", undefined, 1));
+
+describe("noDrops", () => {
+  it("holds when every request succeeded", () => expect(noDrops(localServed).passed).toBe(true));
+  it("negative control: one dropped request fails it and is named", () => {
+    const ledger = [...localServed, entry(3, "external->lb", "timeout", undefined, 1500), ...localServed];
+    const v = noDrops(ledger);
+    expect(v.passed).toBe(false);
+    expect(v.evidence.map((e) => e.seq)).toEqual([3]);
+    expect(v.summary).toMatch(
+      /1 of 7 requests did not; first: #3 \S+ external->lb → timeout \(ETIMEDOUT\) in 1500 ms/,
+    );
+  });
+  it("no traffic is not a pass", () => expect(noDrops([]).passed).toBe(false));
+});
+
+describe("sourceIpPreserved", () => {
+  it("holds for eTP=Local served locally", () =>
+    expect(sourceIpPreserved(localServed, CLIENT).passed).toBe(true));
+  it("negative control: a SNATed path fails it", () => {
+    const v = sourceIpPreserved(clusterForwarded, CLIENT);
+    expect(v.passed).toBe(false);
+    expect(v.evidence).toHaveLength(3);
+  });
+  it("negative control: the blackhole fails it too (nothing was seen)", () => {
+    expect(sourceIpPreserved(localBlackhole, CLIENT).passed).toBe(false);
+  });
+});
+
+describe("sourceIpSnat", () => {
+  it("holds for eTP=Cluster forwarded, to the forwarding node's address", () => {
+    expect(sourceIpSnat(clusterForwarded, CLIENT, ["10.250.0.11", "10.250.0.12"]).passed).toBe(true);
+  });
+  it("negative control: a preserved client IP fails it", () => {
+    expect(sourceIpSnat(localServed, CLIENT).passed).toBe(false);
+  });
+  it("negative control: a NAT to an address outside the allowed set fails it", () => {
+    expect(sourceIpSnat(clusterForwarded, CLIENT, ["10.250.0.11"]).passed).toBe(false);
+  });
+});
+
+describe("blackholed", () => {
+  it("tells DROP (timeout) from REJECT (refused)", () => {
+    expect(blackholed(localBlackhole, "timeout").passed).toBe(true);
+    expect(blackholed(noEndpoints, "refused").passed).toBe(true);
+  });
+  it("negative control: refused is not dropped, dropped is not refused, served is neither", () => {
+    expect(blackholed(noEndpoints, "timeout").passed).toBe(false);
+    expect(blackholed(localBlackhole, "refused").passed).toBe(false);
+    expect(blackholed(localServed, "timeout").passed).toBe(false);
+  });
+});
+
+describe("healthCheckMatchesEndpoints", () => {
+  const agree = [
+    { at: t, node: "tph-worker", status: 200, localEndpoints: 2, readyEndpoints: 2 },
+    { at: t, node: "tph-worker2", status: 503, localEndpoints: 0, readyEndpoints: 0 },
+  ];
+  it("holds when kube-proxy agrees with the EndpointSlices", () =>
+    expect(healthCheckMatchesEndpoints(agree).passed).toBe(true));
+  it("negative control: a node answering 200 without a ready endpoint fails it and is named", () => {
+    const v = healthCheckMatchesEndpoints([
+      ...agree,
+      { at: t + 5, node: "tph-worker2", status: 200, localEndpoints: 1, readyEndpoints: 0 },
+    ]);
+    expect(v.passed).toBe(false);
+    expect(v.evidence[0]?.path).toBe("healthcheck@tph-worker2");
+  });
+  it("negative control: terminating-only endpoints must answer 503 even while serving", () => {
+    const v = healthCheckMatchesEndpoints([
+      { at: t, node: "tph-worker", status: 200, localEndpoints: 0, readyEndpoints: 0 },
+    ]);
+    expect(v.passed).toBe(false);
+  });
+});
+
+describe("loadSkewWithin", () => {
+  const hostnames = (counts: Record<string, number>) =>
+    Object.entries(counts).flatMap(([pod, n]) =>
+      Array.from({ length: n }, (_, i) => entry(i, "external->lb", "ok", pod)),
+    );
+  it("holds for an even spread", () => {
+    expect(loadSkewWithin(hostnames({ a: 50, b: 50 }), { a: 0.5, b: 0.5 }, 0.1).passed).toBe(true);
+  });
+  it("negative control: 3/1 placement behind eTP=Local skews per node, not per pod", () => {
+    const v = loadSkewWithin(
+      hostnames({ a: 17, b: 17, c: 16, d: 50 }),
+      { a: 0.25, b: 0.25, c: 0.25, d: 0.25 },
+      0.1,
+    );
+    expect(v.passed).toBe(false);
+    expect(v.summary).toMatch(/d 50%/);
+  });
+});
+
+describe("windows", () => {
+  it("splits a ledger around an action", () => {
+    const ledger = [0, 1, 2, 3, 4].map((i) => entry(i, "x", "ok"));
+    const w = windows(ledger, { start: t + 150, end: t + 250 });
+    expect(w.before.map((e) => e.seq)).toEqual([0, 1]);
+    expect(w.during.map((e) => e.seq)).toEqual([2]);
+    expect(w.after.map((e) => e.seq)).toEqual([3, 4]);
+  });
+});
