@@ -1,0 +1,52 @@
+import { describe, it } from "vitest";
+import { sourceIpPreserved } from "../harness/assert/verdicts.ts";
+import { waitFor } from "../harness/core/wait.ts";
+import { waitServing } from "../harness/traffic/run-probe.ts";
+import { PROXY_MODES, useCluster } from "./support/cluster.ts";
+import { useLedger } from "./support/ledger.ts";
+import { clientPod, netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+
+/**
+ * A pod calling a LoadBalancer IP from inside the cluster: kube-proxy short-circuits it (treated as
+ * Cluster even under externalTrafficPolicy Local), so a pod on a node without an endpoint is served, and
+ * the backend sees the calling pod's own IP.
+ */
+describe.each(PROXY_MODES)("pod to LoadBalancer IP (kube-proxy %s)", (mode) => {
+  const f = useCluster({ clusterName: `p2lb${mode[0]}`, cluster: { proxyMode: mode } });
+  const ledger = useLedger();
+
+  it("is served, from a node without a local endpoint too, and shows the pod's own IP", async (ctx) => {
+    if (!f.cluster.runInPod)
+      return ctx.skip(`probes from pods need runInPod, which ${f.cluster.provider} lacks so far`);
+    const [one, two] = await f.cluster.nodes();
+    if (!one || !two) throw new Error("needs two nodes");
+    await f.k8s.core.createNamespacedPod({
+      namespace: "default",
+      body: netexecPod("web", { node: one.name }),
+    });
+    await f.k8s.core.createNamespacedPod({ namespace: "default", body: clientPod("client", two.name) });
+    await f.k8s.core.createNamespacedService({
+      namespace: "default",
+      body: service("web", "web", { type: "LoadBalancer", externalTrafficPolicy: "Local" }),
+    });
+    await waitPodsReady(f.k8s, "default", "web", 1);
+    const [client] = await waitPodsReady(f.k8s, "default", "client", 1);
+    await waitEndpoints(f.k8s, "default", "web", 1);
+    const ip = await waitFor(
+      async () => {
+        const a = (await f.k8s.core.readNamespacedService({ name: "web", namespace: "default" })).status
+          ?.loadBalancer?.ingress?.[0]?.ip;
+        return a ? { done: true, value: a } : { done: false, state: "pending" };
+      },
+      { description: "an LB address", timeoutMs: 30_000 },
+    );
+    const source = { kind: "pod", namespace: "default", name: "client" } as const;
+    await waitServing(f.cluster, source, { target: `${ip}:80` });
+    const entries = await ledger.probe(f.cluster, `pod@${two.name}->lb`, source, {
+      target: `${ip}:80`,
+      path: "/clientip",
+      count: 10,
+    });
+    ledger.expect(sourceIpPreserved(entries, client?.status?.podIP ?? ""));
+  });
+});
