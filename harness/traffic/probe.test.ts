@@ -66,3 +66,30 @@ describe("probeOnce", () => {
     expect((await probeOnce(0, { ...base, mode: "tcp", port: closedPort })).outcome).toBe("refused");
   });
 });
+
+describe("the probe program", () => {
+  it("paces to --rate, keeps one connection in keepalive mode, and writes one line per request", async () => {
+    const { execa } = await import("execa");
+    const started = Date.now();
+    const r = await execa(process.execPath, [
+      new URL("./probe.ts", import.meta.url).pathname,
+      `--target=127.0.0.1:${port}`,
+      "--mode=keepalive",
+      "--count=50",
+      "--rate=500",
+    ]);
+    const elapsed = Date.now() - started;
+    const entries = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(entries).toHaveLength(50);
+    expect(entries.map((e) => e.seq)).toEqual([...Array(50).keys()]);
+    expect(entries.every((e) => e.outcome === "ok")).toBe(true);
+    // One connection: the server saw the same client port every time.
+    expect(new Set(entries.map((e) => e.body)).size).toBe(1);
+    // 50 requests at 500/s take at least ~98 ms of pacing.
+    expect(entries.at(-1).start - entries[0].start).toBeGreaterThanOrEqual(95);
+    expect(elapsed).toBeLessThan(10_000);
+  });
+});

@@ -7,11 +7,12 @@
  *
  * outcome: ok (HTTP 2xx/3xx, or TCP connected) | refused | timeout | unreachable | reset | http_<status> | error
  *
- * usage: probe.ts --target HOST:PORT [--path /clientip] [--mode http|tcp] [--count N] [--interval-ms MS]
+ * usage: probe.ts --target HOST:PORT [--path /clientip] [--mode http|keepalive|tcp] [--count N]
+ *                 [--rate PER_SECOND] [--interval-ms MS]
  *                 [--timeout-ms MS] [--max-seconds S]
  * Every run is bounded: at most --count requests (default 1) and --max-seconds of wall time (default 60).
  */
-import { request } from "node:http";
+import { Agent, request } from "node:http";
 import { connect } from "node:net";
 import { parseArgs } from "node:util";
 
@@ -31,7 +32,9 @@ export interface ProbeOptions {
   host: string;
   port: number;
   path: string;
-  mode: "http" | "tcp";
+  mode: "http" | "keepalive" | "tcp";
+  /** For keepalive mode: the one connection requests reuse (http.Agent with keepAlive, one socket). */
+  agent?: Agent;
   timeoutMs: number;
 }
 
@@ -62,9 +65,16 @@ export function probeOnce(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
       socket.once("error", fail);
       return;
     }
-    // A new connection per request (agent: false), as upstream's disruption tests do.
+    // A new connection per request by default (agent: false), as upstream's disruption tests do;
+    // keepalive mode reuses one connection, which is how long-lived clients see a rollout.
     const req = request(
-      { host: o.host, port: o.port, path: o.path, agent: false, headers: { connection: "close" } },
+      {
+        host: o.host,
+        port: o.port,
+        path: o.path,
+        agent: o.mode === "keepalive" ? o.agent : false,
+        headers: { connection: o.mode === "keepalive" ? "keep-alive" : "close" },
+      },
       (res) => {
         let body = "";
         res.setEncoding("utf8");
@@ -112,14 +122,15 @@ async function main(): Promise<void> {
       mode: { type: "string", default: "http" },
       count: { type: "string", default: "1" },
       "interval-ms": { type: "string", default: "0" },
+      rate: { type: "string", default: "0" },
       "timeout-ms": { type: "string", default: "2000" },
       "max-seconds": { type: "string", default: "60" },
     },
   });
   const match = /^(.+):(\d+)$/.exec(values.target ?? "");
-  if (!match || (values.mode !== "http" && values.mode !== "tcp")) {
+  if (!match || (values.mode !== "http" && values.mode !== "keepalive" && values.mode !== "tcp")) {
     process.stderr.write(
-      "usage: probe.ts --target HOST:PORT [--path P] [--mode http|tcp] [--count N] [--interval-ms MS]\n",
+      "usage: probe.ts --target HOST:PORT [--path P] [--mode http|keepalive|tcp] [--count N] [--rate PER_S] [--interval-ms MS]\n",
     );
     process.exit(2);
   }
@@ -129,15 +140,35 @@ async function main(): Promise<void> {
     path: values.path ?? "/",
     mode: values.mode,
     timeoutMs: Number(values["timeout-ms"]),
+    ...(values.mode === "keepalive" && { agent: new Agent({ keepAlive: true, maxSockets: 1 }) }),
   };
   const count = Math.min(Number(values.count), 1_000_000);
   const interval = Number(values["interval-ms"]);
-  const deadline = Date.now() + Number(values["max-seconds"]) * 1000;
+  const rate = Number(values.rate);
+  const started = Date.now();
+  const deadline = started + Number(values["max-seconds"]) * 1000;
+  // Entries are batched into one write per few milliseconds: at 1000 requests/s a write per line would
+  // cost more than the requests.
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length > 0) process.stdout.write(pending.join(""));
+    pending = [];
+  };
+  const flusher = setInterval(flush, 20);
   for (let seq = 0; seq < count && Date.now() < deadline; seq++) {
+    if (rate > 0) {
+      // Paced: request i is due at start + i/rate; a late loop catches up without sleeping.
+      const due = started + (seq * 1000) / rate;
+      if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+    }
+        // Await first: `pending` is swapped by flush() meanwhile, and must be read after the request.
     const entry = await probeOnce(seq, options);
-    process.stdout.write(`${JSON.stringify(entry)}\n`);
+    pending.push(`${JSON.stringify(entry)}\n`);
     if (interval > 0) await new Promise((r) => setTimeout(r, interval));
   }
+  clearInterval(flusher);
+  flush();
+  options.agent?.destroy();
 }
 
 if (import.meta.main) await main();

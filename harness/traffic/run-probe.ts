@@ -11,7 +11,9 @@ export type ProbeSource = { kind: "external" } | { kind: "pod"; namespace: strin
 export interface ProbeRequest {
   target: string;
   path?: string;
-  mode?: "http" | "tcp";
+  mode?: "http" | "keepalive" | "tcp";
+  /** Requests per second (paced); default: as fast as answers come. */
+  rate?: number;
   count?: number;
   intervalMs?: number;
   timeoutMs?: number;
@@ -35,6 +37,7 @@ export async function runProbe(
     `--mode=${req.mode ?? "http"}`,
     `--count=${count}`,
     `--interval-ms=${req.intervalMs ?? 0}`,
+    `--rate=${req.rate ?? 0}`,
     `--timeout-ms=${timeoutMs}`,
     `--max-seconds=${Math.ceil((count * (timeoutMs + (req.intervalMs ?? 0))) / 1000) + 5}`,
   ];

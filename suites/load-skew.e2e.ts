@@ -1,0 +1,85 @@
+import { describe, expect, it } from "vitest";
+import { loadShares, loadSkewWithin } from "../harness/assert/verdicts.ts";
+import { runProbe, waitServing } from "../harness/traffic/run-probe.ts";
+import { useCluster } from "./support/cluster.ts";
+import { useLedger } from "./support/ledger.ts";
+import { netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+
+/**
+ * Load skew under externalTrafficPolicy Local: pods placed 3/1/0 on three nodes, traffic spread evenly
+ * over the nodes a health-checking load balancer would use (those whose health-check node port says 200).
+ * With Local each node splits its share among its own pods (1/6, 1/6, 1/6 and 1/2); with Cluster every pod
+ * gets about 1/4. The shares are measured and printed, and each must be near its expected value.
+ */
+const PER_NODE = 150;
+const variants = [
+  { policy: "Local", expected: { "a-1": 1 / 6, "a-2": 1 / 6, "a-3": 1 / 6, "b-1": 1 / 2 } },
+  { policy: "Cluster", expected: { "a-1": 1 / 4, "a-2": 1 / 4, "a-3": 1 / 4, "b-1": 1 / 4 } },
+] as const;
+
+describe("load skew with pods placed 3/1/0", () => {
+  const f = useCluster({ clusterName: "skew", cluster: { nodes: [{}, {}, {}] } });
+  const ledger = useLedger();
+
+  it.each(variants)("externalTrafficPolicy $policy", async ({ policy, expected }) => {
+    const [a, b, c] = await f.cluster.nodes();
+    if (!a || !b || !c) return expect.fail("needs three nodes");
+    const label = `skew-${policy.toLowerCase()}`;
+    for (const [node, names] of [
+      [a, ["a-1", "a-2", "a-3"]],
+      [b, ["b-1"]],
+    ] as const) {
+      for (const name of names) {
+        const pod = netexecPod(`${label}-${name}`, { node: node.name, labels: { app: label } });
+        await f.k8s.core.createNamespacedPod({ namespace: "default", body: pod });
+      }
+    }
+    const svc = await f.k8s.core.createNamespacedService({
+      namespace: "default",
+      body: service(label, label, { type: "LoadBalancer", externalTrafficPolicy: policy }),
+    });
+    await waitPodsReady(f.k8s, "default", label, 4);
+    await waitEndpoints(f.k8s, "default", label, 4);
+    const nodePort = svc.spec?.ports?.[0]?.nodePort;
+    const hcnp = svc.spec?.healthCheckNodePort;
+
+    // The nodes a health-checking load balancer sends to: all of them under Cluster, 200s under Local.
+    const targets = [];
+    for (const node of [a, b, c]) {
+      if (hcnp) {
+        const [h] = await runProbe(
+          f.cluster,
+          { kind: "external" },
+          { target: `${node.internalIP}:${hcnp}`, path: "/" },
+        );
+        if (h?.status !== 200) continue;
+      }
+      targets.push(node);
+    }
+    expect(targets.map((n) => n.name)).toEqual(
+      policy === "Local" ? [a.name, b.name] : [a.name, b.name, c.name],
+    );
+
+    for (const node of targets) {
+      await waitServing(f.cluster, { kind: "external" }, { target: `${node.internalIP}:${nodePort}` });
+      await ledger.probe(
+        f.cluster,
+        `external->nodeport@${node.name}`,
+        { kind: "external" },
+        {
+          target: `${node.internalIP}:${nodePort}`,
+          path: "/hostname",
+          count: PER_NODE,
+        },
+      );
+    }
+    // Pod names carry the label prefix; compare by the placement name.
+    const entries = ledger.entries.map((e) => ({
+      ...e,
+      ...(e.body && { body: e.body.replace(`${label}-`, "") }),
+    }));
+    const shares = [...loadShares(entries)].map(([p, s]) => `${p} ${(s * 100).toFixed(1)}%`).join(", ");
+    console.info(`load shares under ${policy}: ${shares}`);
+    ledger.expect(loadSkewWithin(entries, expected, 0.1));
+  });
+});
