@@ -16,6 +16,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { noDrops } from "../harness/assert/verdicts.ts";
 import { ensureBinaries } from "../harness/cluster/local/binaries.ts";
 import { localProvider } from "../harness/cluster/local/provider.ts";
 import type { StartedCluster } from "../harness/cluster/provider.ts";
@@ -130,6 +131,7 @@ async function measureWorkload(cluster: StartedCluster): Promise<void> {
     `${seconds(median(starts))} / ${seconds(Math.max(...starts))}`,
   ]);
 
+  await measureProbe(cluster);
   await measureLoadBalancer(cluster);
 
   const byComponent = new Map<string, number>();
@@ -152,6 +154,51 @@ async function measureWorkload(cluster: StartedCluster): Promise<void> {
       `memory of node ${node.name} (RSS, MiB; pods excluded)`,
       `${(agent + proxy + speaker).toFixed(0)} = agent ${agent.toFixed(0)} + kube-proxy ${proxy.toFixed(0)} + speaker ${speaker.toFixed(0)}`,
     ]);
+  }
+}
+
+/** The probe's sustained rate through a NodePort, and the harness's cost per ledger entry. */
+async function measureProbe(cluster: StartedCluster): Promise<void> {
+  const k8s = kubeClients(cluster.kubeconfigPath);
+  const svc = await k8s.core.createNamespacedService({
+    namespace: "default",
+    body: {
+      metadata: { name: "bench" },
+      spec: { type: "NodePort", selector: { app: "bench" }, ports: [{ port: 80, targetPort: 8080 }] },
+    },
+  });
+  const [node] = await cluster.nodes();
+  const target = `${node?.internalIP}:${svc.spec?.ports?.[0]?.nodePort}`;
+  await waitFor(
+    async () => {
+      const [e] = await runProbe(cluster, { kind: "external" }, { target, timeoutMs: 500 });
+      return e?.outcome === "ok" ? { done: true, value: undefined } : { done: false, state: e?.outcome };
+    },
+    { description: "the bench Service", timeoutMs: 30_000, intervalMs: 100 },
+  );
+  for (const mode of ["http", "keepalive"] as const) {
+    const count = 5000;
+    const entries = await runProbe(cluster, { kind: "external" }, { target, mode, count, path: "/hostname" });
+    const first = entries[0]?.start ?? 0;
+    const last = entries.at(-1)?.end ?? first;
+    const lat = entries.map((e) => e.end - e.start).sort((a, b) => a - b);
+    const ok = entries.filter((e) => e.outcome === "ok").length;
+    rows.push([
+      `probe, one client, ${mode === "http" ? "new connection per request" : "keep-alive"} (${count} requests)`,
+      `${((count * 1000) / Math.max(last - first, 1)).toFixed(0)} req/s, p50 ${lat[Math.floor(lat.length / 2)]} ms, p99 ${lat[Math.floor(lat.length * 0.99)]} ms, ${ok} ok`,
+    ]);
+    if (mode === "http") {
+      // The harness's side: parse the probe's lines and judge them, per entry.
+      const lines = entries.map((e) => JSON.stringify(e)).join("\n");
+      const t = process.hrtime.bigint();
+      for (let i = 0; i < 20; i++)
+        noDrops(lines.split("\n").map((l) => ({ ...JSON.parse(l), path: "bench" })));
+      const ns = Number(process.hrtime.bigint() - t) / (20 * entries.length);
+      rows.push([
+        "harness overhead per ledger entry (parse + NoDrops verdict)",
+        `${(ns / 1000).toFixed(2)} µs`,
+      ]);
+    }
   }
 }
 

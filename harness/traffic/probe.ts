@@ -161,7 +161,7 @@ async function main(): Promise<void> {
       const due = started + (seq * 1000) / rate;
       if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
     }
-        // Await first: `pending` is swapped by flush() meanwhile, and must be read after the request.
+    // Await first: `pending` is swapped by flush() meanwhile, and must be read after the request.
     const entry = await probeOnce(seq, options);
     pending.push(`${JSON.stringify(entry)}\n`);
     if (interval > 0) await new Promise((r) => setTimeout(r, interval));
