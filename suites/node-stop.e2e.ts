@@ -60,5 +60,9 @@ describe("node stop and start", () => {
       },
       { description: "the Node and its pod to be Ready again", timeoutMs: 30_000, intervalMs: 500 },
     );
+    // Every component of the node runs again (a speaker left over from before the stop would hold its
+    // memberlist port and keep the new one from starting).
+    const stopped = (await f.cluster.status()).filter((s) => !s.running).map((s) => s.component);
+    expect(stopped).toEqual([]);
   });
 });

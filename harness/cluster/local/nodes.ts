@@ -13,9 +13,10 @@ import type { AgentConfig } from "./agent/config.ts";
 import type { BinarySet } from "./binaries.ts";
 import { CNI_USER } from "./bootstrap.ts";
 import { ProcessDied } from "./control-plane.ts";
+import { namespacePids } from "./netns.ts";
 import { attachNamespace, type NetworkPlan, nodeIP } from "./network.ts";
 import { type CertPair, issue, type Pki, writeKubeconfig } from "./pki.ts";
-import { isAlive, logTail, type ProcessRecord, startProcess, stopProcess } from "./process.ts";
+import { isAlive, logTail, type ProcessRecord, startProcess } from "./process.ts";
 
 /**
  * Worker nodes of a local cluster. Each node is a network namespace on the cluster bridge running two
@@ -286,13 +287,23 @@ export async function waitRoutes(
  * Stops a node as a power cut would: its agent, kube-proxy and every pod process die, and its link
  * goes down, so heartbeats stop and the real node lifecycle controller reacts.
  */
-export async function stopNode(
-  node: LocalNode,
-  plan: NetworkPlan,
-  processes: ProcessRecord[],
-): Promise<void> {
-  await Promise.all(
-    processes.filter((p) => p.netns === node.ns).map((p) => stopProcess(p.pid, `${node.dir}/`, 1_000)),
+export async function stopNode(node: LocalNode, plan: NetworkPlan): Promise<void> {
+  // Everything in the node's namespace dies at once (agent, kube-proxy, speaker, hostNetwork pods), as
+  // at a power cut; found by namespace, so no process is missed whatever its command line.
+  const pids = await namespacePids(node.ns);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+  }
+  await waitFor(
+    async () => {
+      const alive = (await Promise.all(pids.map(isAlive))).filter(Boolean).length;
+      return alive === 0
+        ? { done: true, value: undefined }
+        : { done: false, state: `${alive} processes still alive` };
+    },
+    { description: `the processes of node ${node.name} to exit`, timeoutMs: 10_000, intervalMs: 50 },
   );
   // Pod processes live in pod namespaces named after the node.
   const { stdout } = await run(["ip", "netns", "list"]);

@@ -414,7 +414,7 @@ class LocalNodeOperations implements NodeOperations {
   async stop(name: string): Promise<void> {
     const node = this.#node(name);
     this.#logger.step(`stopping node ${name}`);
-    await stopNode(node, this.#state.network, this.#state.processes);
+    await stopNode(node, this.#state.network);
     if (!this.#state.stoppedNodes.includes(name)) this.#state.stoppedNodes.push(name);
     await saveState(this.#state);
   }
@@ -444,7 +444,7 @@ class LocalNodeOperations implements NodeOperations {
     const node = this.#node(name);
     this.#logger.step(`restarting kube-proxy on ${name} (${binary})`);
     const current = this.#state.processes.filter((p) => p.name === `kube-proxy/${name}`).at(-1);
-    if (current) await stopProcess(current.pid, `${node.dir}/`, 5_000);
+    if (current) await stopProcess(current.pid, `${this.#state.dir}/`, 5_000);
     const ctx = await this.#context();
     await waitKubeProxyHealthy(ctx, node, await startKubeProxy(ctx, node, binary));
   }
