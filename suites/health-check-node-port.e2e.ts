@@ -1,77 +1,58 @@
 import { DiscoveryV1Api } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
+import { type HealthSample, healthCheckMatchesEndpoints } from "../harness/assert/verdicts.ts";
+import type { ClusterNode } from "../harness/cluster/provider.ts";
 import { waitFor } from "../harness/core/wait.ts";
-import { outcomeOf, runProbe, waitOutcome } from "../harness/traffic/run-probe.ts";
-import { PROXY_MODES, useCluster } from "./support/cluster.ts";
+import { runProbe, waitOutcome } from "../harness/traffic/run-probe.ts";
+import { type ClusterFixture, PROXY_MODES, useCluster } from "./support/cluster.ts";
+import { useLedger } from "./support/ledger.ts";
 import { netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * A LoadBalancer Service with externalTrafficPolicy: Local gets a healthCheckNodePort, served by
  * kube-proxy on every node: 200 with localEndpoints = N where the node has N ready endpoints, 503 with 0
- * elsewhere (that 503 is what keeps a load balancer away from a node that would blackhole). The ground
- * truth is the EndpointSlices. Switching the Service to Cluster releases the port on every node.
+ * elsewhere (the 503 keeps a health-checking load balancer away from a node that would blackhole). The
+ * ground truth is the EndpointSlices, read at the same moment, over time while endpoints move:
+ * 2 pods on node A; then one more on node B; then A's pods deleted (terminating: A must say 503 while
+ * they still drain). Switching the Service to Cluster then releases the port on every node.
  */
 describe.each(PROXY_MODES)("health-check node port (kube-proxy %s)", (mode) => {
   const f = useCluster({ clusterName: `hcnp${mode[0]}`, cluster: { proxyMode: mode } });
+  const ledger = useLedger();
 
-  it("agrees with the EndpointSlices on every node, and is released when the policy becomes Cluster", async () => {
+  it("agrees with the EndpointSlices on every node over time, and is released for Cluster", async () => {
     const ns = "default";
     const nodes = await f.cluster.nodes();
-    const [first] = nodes;
-    if (!first || nodes.length < 2) return expect.fail("needs two nodes");
-    for (const i of [1, 2])
-      await f.k8s.core.createNamespacedPod({
-        namespace: ns,
-        body: netexecPod(`web-${i}`, { node: first.name, labels: { app: "web" } }),
-      });
+    const [a, b] = nodes;
+    if (!a || !b) return expect.fail("needs two nodes");
+    for (const name of ["web-a1", "web-a2"]) {
+      // A long grace with --delay-shutdown keeps A's pods terminating (serving) for a while after deletion.
+      const pod = netexecPod(name, { node: a.name, labels: { app: "web" }, args: ["--delay-shutdown=8"] });
+      await f.k8s.core.createNamespacedPod({ namespace: ns, body: pod });
+    }
     const svc = await f.k8s.core.createNamespacedService({
       namespace: ns,
       body: service("web", "web", { type: "LoadBalancer", externalTrafficPolicy: "Local" }),
     });
-    const hcnp = svc.spec?.healthCheckNodePort;
+    const hcnp = svc.spec?.healthCheckNodePort ?? 0;
     expect(hcnp).toBeGreaterThan(0);
     await waitPodsReady(f.k8s, ns, "web", 2);
     await waitEndpoints(f.k8s, ns, "web", 2);
+    const samples: HealthSample[] = [];
+    const phase = async (what: string) => samples.push(...(await sampleWhenSettled(f, nodes, hcnp, what)));
 
-    // Ground truth: ready endpoints per node, from the EndpointSlices.
-    const discovery = f.k8s.kubeconfig.makeApiClient(DiscoveryV1Api);
-    const slices = await discovery.listNamespacedEndpointSlice({
+    await phase("2 endpoints on A");
+    await f.k8s.core.createNamespacedPod({
       namespace: ns,
-      labelSelector: "kubernetes.io/service-name=web",
+      body: netexecPod("web-b1", { node: b.name, labels: { app: "web" } }),
     });
-    const readyPerNode = new Map<string, number>();
-    for (const e of slices.items.flatMap((s) => s.endpoints ?? [])) {
-      if (e.conditions?.ready && e.nodeName)
-        readyPerNode.set(e.nodeName, (readyPerNode.get(e.nodeName) ?? 0) + 1);
-    }
-    expect(readyPerNode.get(first.name)).toBe(2);
-
-    for (const node of nodes) {
-      const want = readyPerNode.get(node.name) ?? 0;
-      const target = `${node.internalIP}:${hcnp}`;
-      const health = await waitFor(
-        async () => {
-          const [entry] = await runProbe(f.cluster, { kind: "external" }, { target, path: "/healthz" });
-          const body = entry?.body
-            ? (JSON.parse(entry.body) as { localEndpoints: number; serviceProxyHealthy: boolean })
-            : undefined;
-          return body?.localEndpoints === want
-            ? { done: true, value: { entry, body } }
-            : { done: false, state: entry && outcomeOf(entry) };
-        },
-        {
-          description: `health check on ${node.name} to report ${want} local endpoints`,
-          timeoutMs: 15_000,
-          intervalMs: 250,
-        },
-      );
-      expect(health.entry?.status).toBe(want > 0 ? 200 : 503);
-      expect(health.body).toMatchObject({
-        service: { namespace: ns, name: "web" },
-        localEndpoints: want,
-        serviceProxyHealthy: true,
-      });
-    }
+    await waitPodsReady(f.k8s, ns, "web", 3);
+    await phase("2 on A, 1 on B");
+    for (const name of ["web-a1", "web-a2"])
+      await f.k8s.core.deleteNamespacedPod({ name, namespace: ns, gracePeriodSeconds: 30 });
+    await phase("A's endpoints terminating, 1 on B");
+    expect(samples.some((s) => s.node === a.name && s.status === 503)).toBe(true);
+    ledger.expect(healthCheckMatchesEndpoints(samples));
 
     await f.k8s.core.patchNamespacedService({
       name: "web",
@@ -91,3 +72,60 @@ describe.each(PROXY_MODES)("health-check node port (kube-proxy %s)", (mode) => {
     }
   });
 });
+
+/** One health reading per node, next to the EndpointSlices' count of ready endpoints on that node. */
+async function sample(f: ClusterFixture, nodes: ClusterNode[], hcnp: number): Promise<HealthSample[]> {
+  const discovery = f.k8s.kubeconfig.makeApiClient(DiscoveryV1Api);
+  const slices = await discovery.listNamespacedEndpointSlice({
+    namespace: "default",
+    labelSelector: "kubernetes.io/service-name=web",
+  });
+  const ready = new Map<string, number>();
+  for (const e of slices.items.flatMap((s) => s.endpoints ?? [])) {
+    if (e.conditions?.ready && e.nodeName) ready.set(e.nodeName, (ready.get(e.nodeName) ?? 0) + 1);
+  }
+  return Promise.all(
+    nodes.map(async (node) => {
+      const [entry] = await runProbe(
+        f.cluster,
+        { kind: "external" },
+        { target: `${node.internalIP}:${hcnp}`, path: "/healthz" },
+      );
+      const body = entry?.body
+        ? (JSON.parse(entry.body) as { localEndpoints?: number; serviceProxyHealthy?: boolean })
+        : {};
+      expect(body.serviceProxyHealthy).toBe(true);
+      return {
+        at: entry?.start ?? Date.now(),
+        node: node.name,
+        status: entry?.status ?? 0,
+        localEndpoints: body.localEndpoints ?? -1,
+        readyEndpoints: ready.get(node.name) ?? 0,
+      };
+    }),
+  );
+}
+
+/** Waits until kube-proxy has caught up with a change (about a second), then samples three times. */
+async function sampleWhenSettled(
+  f: ClusterFixture,
+  nodes: ClusterNode[],
+  hcnp: number,
+  what: string,
+): Promise<HealthSample[]> {
+  await waitFor(
+    async () => {
+      const s = await sample(f, nodes, hcnp);
+      return healthCheckMatchesEndpoints(s).passed
+        ? { done: true, value: undefined }
+        : { done: false, state: s };
+    },
+    { description: `the health checks to settle (${what})`, timeoutMs: 15_000, intervalMs: 250 },
+  );
+  const out: HealthSample[] = [];
+  for (let i = 0; i < 3; i++) {
+    out.push(...(await sample(f, nodes, hcnp)));
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return out;
+}

@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
+import { blackholed } from "../harness/assert/verdicts.ts";
 import { waitFor } from "../harness/core/wait.ts";
 import { announcingNode } from "../harness/metallb/announcer.ts";
 import { clientIpOf, outcomeOf, runProbe, waitServing } from "../harness/traffic/run-probe.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
+import { useLedger } from "./support/ledger.ts";
 import { netexecDeployment, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
@@ -67,4 +69,37 @@ describe.each(PROXY_MODES)("LoadBalancer via MetalLB L2 (kube-proxy %s)", (mode)
       );
     },
   );
+});
+
+/**
+ * Negative control: externalTrafficPolicy Local with no endpoint that can serve. MetalLB gives the
+ * Service an address but no node announces it, so the client's packets go nowhere: the harness must
+ * report the blackhole (a timeout), not a pass.
+ */
+describe.each(PROXY_MODES)("LoadBalancer with no endpoint under eTP Local (kube-proxy %s)", (mode) => {
+  const f = useCluster({ clusterName: `lbx${mode[0]}`, cluster: { proxyMode: mode } });
+  const ledger = useLedger();
+
+  it("is not announced, and the blackhole is caught", async () => {
+    await f.k8s.core.createNamespacedService({
+      namespace: "default",
+      body: service("nobody", "matches-nothing", { type: "LoadBalancer", externalTrafficPolicy: "Local" }),
+    });
+    const ip = await waitFor(
+      async () => {
+        const svc = await f.k8s.core.readNamespacedService({ name: "nobody", namespace: "default" });
+        const assigned = svc.status?.loadBalancer?.ingress?.[0]?.ip;
+        return assigned ? { done: true, value: assigned } : { done: false, state: svc.status };
+      },
+      { description: "an address for nobody", timeoutMs: 30_000, intervalMs: 100 },
+    );
+    expect(await announcingNode(f.k8s, "default", "nobody")).toBeUndefined();
+    const entries = await ledger.probe(
+      f.cluster,
+      "external->lb",
+      { kind: "external" },
+      { target: `${ip}:80`, count: 3, timeoutMs: 1_500 },
+    );
+    ledger.expect(blackholed(entries, "timeout"));
+  });
 });
