@@ -102,19 +102,7 @@ async function measureWorkload(cluster: StartedCluster): Promise<void> {
     const t = Date.now();
     await k8s.core.createNamespacedPod({
       namespace: "default",
-      body: {
-        metadata: { name: `bench-${i}`, labels: { app: "bench" } },
-        spec: {
-          nodeName: node,
-          containers: [
-            {
-              name: "c",
-              image: "registry.k8s.io/e2e-test-images/agnhost:2.53",
-              args: ["netexec", "--http-port=8080"],
-            },
-          ],
-        },
-      },
+      body: agnhostPod(`bench-${i}`, node, "bench"),
     });
     await waitFor(
       async () => {
@@ -207,19 +195,7 @@ async function measureLoadBalancer(cluster: StartedCluster): Promise<void> {
   const k8s = kubeClients(cluster.kubeconfigPath);
   const nodes = (await cluster.nodes()).map((n) => n.name);
   const ns = "default";
-  const pod = (name: string, node: string) => ({
-    metadata: { name, labels: { app: "lb" } },
-    spec: {
-      nodeName: node,
-      containers: [
-        {
-          name: "c",
-          image: "registry.k8s.io/e2e-test-images/agnhost:2.53",
-          args: ["netexec", "--http-port=8080"],
-        },
-      ],
-    },
-  });
+  const pod = (name: string, node: string) => agnhostPod(name, node, "lb");
   const ready = async (name: string) =>
     waitFor(
       async () => {
@@ -298,10 +274,7 @@ async function measureLoadBalancer(cluster: StartedCluster): Promise<void> {
       },
     },
   });
-  const localPod = (name: string, node: string) => ({
-    ...pod(name, node),
-    metadata: { name, labels: { app: "local" } },
-  });
+  const localPod = (name: string, node: string) => agnhostPod(name, node, "local");
   await k8s.core.createNamespacedPod({ namespace: ns, body: localPod("local-a", nodes[0] ?? "") });
   await ready("local-a");
   const lip = await waitFor(
@@ -318,6 +291,23 @@ async function measureLoadBalancer(cluster: StartedCluster): Promise<void> {
   await k8s.core.createNamespacedPod({ namespace: ns, body: localPod("local-b", nodes[1] ?? "") });
   const moved = (await firstOk(`${lip}:80`)) - moveAt;
   rows.push(["LoadBalancer eTP=Local: backend moved to another node → serving again", seconds(moved)]);
+}
+
+/** An agnhost netexec pod bound straight to `node` (no scheduler in the measurement). */
+function agnhostPod(name: string, node: string, app: string) {
+  return {
+    metadata: { name, labels: { app } },
+    spec: {
+      nodeName: node,
+      containers: [
+        {
+          name: "c",
+          image: "registry.k8s.io/e2e-test-images/agnhost:2.53",
+          args: ["netexec", "--http-port=8080"],
+        },
+      ],
+    },
+  };
 }
 
 function median(xs: number[]): number {
