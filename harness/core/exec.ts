@@ -1,3 +1,5 @@
+import { access, constants } from "node:fs/promises";
+import { join } from "node:path";
 import { execa } from "execa";
 import { TphError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
@@ -97,8 +99,6 @@ export async function which(
   program: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<string | undefined> {
-  const { access, constants } = await import("node:fs/promises");
-  const { join } = await import("node:path");
   for (const dir of (env.PATH ?? "").split(":")) {
     if (!dir) continue;
     const candidate = join(dir, program);

@@ -1,5 +1,6 @@
 import { formatIp, parseCidr, parseIp, size } from "../core/cidr.ts";
 import { TphError } from "../core/errors.ts";
+import { sleep } from "../core/wait.ts";
 
 /**
  * MetalLB's pool on kind: a range at the top of the `kind` docker network's IPv4 subnet, clear of every
@@ -75,7 +76,7 @@ export async function applyWithRetry(
       if (Date.now() + delay > deadline)
         throw new TphError(`gave up after ${attempt} attempt(s)`, { cause: err });
       options.onRetry?.(err);
-      const { sleep } = await import("../core/wait.ts");
+
       await sleep(delay, options.signal);
       delay = Math.min(delay * 2, options.maxDelayMs ?? 5_000);
     }

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { stringify } from "yaml";
@@ -225,6 +225,5 @@ async function componentKubeconfig(
 }
 
 async function readCa(ctx: ControlPlaneContext): Promise<string> {
-  const { readFile } = await import("node:fs/promises");
   return readFile(ctx.pki.ca.cert, "utf8");
 }

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { open, readFile } from "node:fs/promises";
+import { open, readdir, readFile } from "node:fs/promises";
 import { TphError } from "../../core/errors.ts";
 import { sleep } from "../../core/wait.ts";
 
@@ -104,7 +104,6 @@ export async function stopProcess(pid: number, marker: string, graceMs = 5_000):
 
 /** Every live process whose command line mentions `marker` (e.g. a cluster's state directory). */
 export async function findProcesses(marker: string): Promise<number[]> {
-  const { readdir } = await import("node:fs/promises");
   const pids: number[] = [];
   for (const entry of await readdir("/proc")) {
     const pid = Number(entry);
