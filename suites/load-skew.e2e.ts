@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { loadShares, loadSkewWithin } from "../harness/assert/verdicts.ts";
+import { waitFor } from "../harness/core/wait.ts";
 import { runProbe, waitServing } from "../harness/traffic/run-probe.ts";
 import { useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
@@ -43,19 +44,32 @@ describe("load skew with pods placed 3/1/0", () => {
     const nodePort = svc.spec?.ports?.[0]?.nodePort;
     const hcnp = svc.spec?.healthCheckNodePort;
 
-    // The nodes a health-checking load balancer sends to: all of them under Cluster, 200s under Local.
-    const targets = [];
-    for (const node of [a, b, c]) {
-      if (hcnp) {
-        const [h] = await runProbe(
-          f.cluster,
-          { kind: "external" },
-          { target: `${node.internalIP}:${hcnp}`, path: "/" },
-        );
-        if (h?.status !== 200) continue;
+    // The nodes a health-checking load balancer sends to: all of them under Cluster, 200s under Local
+    // (waited on: kube-proxy takes about a second to report new endpoints).
+    const healthy = async () => {
+      const out = [];
+      for (const node of [a, b, c]) {
+        if (hcnp) {
+          const [h] = await runProbe(
+            f.cluster,
+            { kind: "external" },
+            { target: `${node.internalIP}:${hcnp}`, path: "/" },
+          );
+          if (h?.status !== 200) continue;
+        }
+        out.push(node);
       }
-      targets.push(node);
-    }
+      return out;
+    };
+    const want = policy === "Local" ? [a.name, b.name] : [a.name, b.name, c.name];
+    const targets = await waitFor(
+      async () => {
+        const h = await healthy();
+        const names = h.map((n) => n.name);
+        return names.join() === want.join() ? { done: true, value: h } : { done: false, state: names };
+      },
+      { description: `health checks to pass on ${want.join(", ")} only`, timeoutMs: 15_000, intervalMs: 250 },
+    );
     expect(targets.map((n) => n.name)).toEqual(
       policy === "Local" ? [a.name, b.name] : [a.name, b.name, c.name],
     );

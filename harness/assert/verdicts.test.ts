@@ -92,6 +92,15 @@ describe("blackholed", () => {
     expect(blackholed(localBlackhole, "timeout").passed).toBe(true);
     expect(blackholed(noEndpoints, "refused").passed).toBe(true);
   });
+  it("an unannounced LoadBalancer IP: the first request times out on ARP, the next fail at once", () => {
+    const unannounced = [
+      entry(0, "external->lb", "timeout", undefined, 1500),
+      { ...entry(1, "external->lb", "refused"), outcome: "unreachable" as const, error: "EHOSTUNREACH" },
+    ];
+    expect(blackholed(unannounced, "nowhere").passed).toBe(true);
+    expect(blackholed(unannounced, "timeout").passed).toBe(false);
+    expect(blackholed([...unannounced, ...noEndpoints], "nowhere").passed).toBe(false);
+  });
   it("negative control: refused is not dropped, dropped is not refused, served is neither", () => {
     expect(blackholed(noEndpoints, "timeout").passed).toBe(false);
     expect(blackholed(localBlackhole, "refused").passed).toBe(false);

@@ -84,15 +84,34 @@ export function sourceIpSnat(entries: LedgerEntry[], clientIP: string, allowed?:
 }
 
 /**
- * Traffic is blackholed the way the dataplane says: `timeout` (DROP: a Local policy with no local
- * endpoint) or `refused` (REJECT: no endpoints anywhere). Telling the two apart is the point.
+ * Traffic fails the way the dataplane says: `timeout` (Dropped: a Local policy with no local endpoint),
+ * `refused` (Refused: REJECT, no endpoints anywhere), `unreachable` (nobody answers ARP for the address),
+ * or `nowhere` (Blackholed: timeout or unreachable, the packets went nowhere; e.g. a LoadBalancer IP
+ * nobody announces, where the first request waits on ARP and later ones fail at once). Telling a
+ * blackhole from a refusal is the point.
  */
-export function blackholed(entries: LedgerEntry[], how: "timeout" | "refused"): Verdict {
+export function blackholed(
+  entries: LedgerEntry[],
+  how: "timeout" | "refused" | "unreachable" | "nowhere",
+): Verdict {
+  const accepted: string[] = how === "nowhere" ? ["timeout", "unreachable"] : [how];
+  const names = {
+    timeout: "Dropped",
+    refused: "Refused",
+    unreachable: "Unreachable",
+    nowhere: "Blackholed",
+  } as const;
+  const what = {
+    timeout: "timed out (dropped)",
+    refused: "were refused",
+    unreachable: "found nobody at the address",
+    nowhere: "went nowhere (timed out or unreachable)",
+  } as const;
   return verdict(
-    how === "timeout" ? "Dropped" : "Refused",
+    names[how],
     entries,
-    entries.filter((e) => e.outcome !== how),
-    how === "timeout" ? "timed out (dropped)" : "were refused",
+    entries.filter((e) => !accepted.includes(e.outcome)),
+    what[how],
   );
 }
 
