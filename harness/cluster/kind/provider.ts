@@ -5,6 +5,7 @@ import { type HarnessConfig, NAME_PREFIX } from "../../core/config.ts";
 import { TphError } from "../../core/errors.ts";
 import { CommandError, type ExecResult, run, which } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
+import { pidAlive } from "../../core/pid.ts";
 import { waitFor } from "../../core/wait.ts";
 import { kubeClients } from "../../k8s/client.ts";
 import { applyWithRetry, kindPoolRange } from "../../metallb/kind-pool.ts";
@@ -286,15 +287,6 @@ async function loadState(dir: string): Promise<KindState | undefined> {
     return s.provider === "kind" ? s : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -5,6 +5,7 @@ import { type HarnessConfig, NAME_PREFIX } from "../../core/config.ts";
 import { TphError, UsageError } from "../../core/errors.ts";
 import { type ExecResult, run, which } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
+import { pidAlive } from "../../core/pid.ts";
 import { kubeClients } from "../../k8s/client.ts";
 import { PROBE_PATH } from "../../traffic/run-probe.ts";
 import type {
@@ -48,7 +49,7 @@ import {
 } from "./nodes.ts";
 import { createPki, issue, writeKubeconfig } from "./pki.ts";
 import { isOurs, type ProcessRecord, stopProcess } from "./process.ts";
-import { clusterDir, type LocalClusterState, listStates, loadState, pidAlive, saveState } from "./state.ts";
+import { clusterDir, type LocalClusterState, listStates, loadState, saveState } from "./state.ts";
 import { teardownCluster } from "./teardown.ts";
 
 /** Programs the local provider runs besides the upstream binaries. */

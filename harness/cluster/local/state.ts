@@ -58,12 +58,3 @@ export async function listStates(stateDir: string): Promise<string[]> {
     return [];
   }
 }
-
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
