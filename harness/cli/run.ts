@@ -47,7 +47,7 @@ export async function runSuites(config: HarnessConfig, options: RunOptions, logg
 
   // The suites read their settings from the environment (vitest runs them in worker processes).
   process.env.TPH_PROVIDER = config.provider;
-  
+
   process.env.TPH_ARTIFACTS = artifacts;
   if (options.retain) process.env.TPH_RETAIN = "1";
 
