@@ -3,7 +3,7 @@ import { blackholed, noDrops, sourceIpPreserved } from "../harness/assert/verdic
 import { waitOutcome, waitServing } from "../harness/traffic/run-probe.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { clientPod, netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+import { createClientPod, netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * internalTrafficPolicy: Local keeps in-cluster traffic on the client's node. With the only backend on
@@ -14,20 +14,14 @@ describe.each(PROXY_MODES)("internalTrafficPolicy Local (kube-proxy %s)", (mode)
   const f = useCluster({ clusterName: `itp${mode[0]}`, cluster: { proxyMode: mode } });
   const ledger = useLedger();
 
-  it("blackholes clients on a node without an endpoint (negative control), serves the others", async (ctx) => {
-    if (!f.cluster.runInPod)
-      return ctx.skip(`probes from pods need runInPod, which ${f.cluster.provider} lacks so far`);
+  it("blackholes clients on a node without an endpoint (negative control), serves the others", async () => {
     const [one, two] = await f.cluster.nodes();
     if (!one || !two) return expect.fail("needs two nodes");
     await f.k8s.core.createNamespacedPod({
       namespace: "default",
       body: netexecPod("only", { node: one.name }),
     });
-    for (const n of [one, two])
-      await f.k8s.core.createNamespacedPod({
-        namespace: "default",
-        body: clientPod(`client-${n.name}`, n.name),
-      });
+    for (const n of [one, two]) await createClientPod(f.k8s, "default", `client-${n.name}`, n.name);
     const svc = await f.k8s.core.createNamespacedService({
       namespace: "default",
       body: service("only", "only", { type: "ClusterIP", internalTrafficPolicy: "Local" }),
@@ -56,9 +50,7 @@ describe.each(PROXY_MODES)("internalTrafficPolicy Local (kube-proxy %s)", (mode)
     ledger.expect(blackholed(remote, "timeout"));
   });
 
-  it("backed by a DaemonSet: every node's clients are served, zero drops", async (ctx) => {
-    if (!f.cluster.runInPod)
-      return ctx.skip(`probes from pods need runInPod, which ${f.cluster.provider} lacks so far`);
+  it("backed by a DaemonSet: every node's clients are served, zero drops", async () => {
     const nodes = await f.cluster.nodes();
     const pod = netexecPod("ds");
     await f.k8s.apps.createNamespacedDaemonSet({

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { outcomeOf, runProbe, waitOutcome } from "../harness/traffic/run-probe.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
-import { clientPod, service, waitPodsReady } from "./support/workloads.ts";
+import { createClientPod, service, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * A Service with no endpoints anywhere is REJECTed: the client sees connection refused at once, not a
@@ -17,7 +17,7 @@ describe.each(PROXY_MODES)("service without endpoints (kube-proxy %s)", (mode) =
     });
     const [node] = await f.cluster.nodes();
     if (!node) return expect.fail("no node");
-    await f.k8s.core.createNamespacedPod({ namespace: "default", body: clientPod("client", node.name) });
+    await createClientPod(f.k8s, "default", "client", node.name);
     await waitPodsReady(f.k8s, "default", "client", 1);
     const paths = [
       {
@@ -29,10 +29,7 @@ describe.each(PROXY_MODES)("service without endpoints (kube-proxy %s)", (mode) =
         target: `${svc.spec?.clusterIP}:80`,
       },
     ];
-    // Pod probes need runInPod (local provider); elsewhere the external path alone is checked.
-    for (const { source, target } of paths.filter(
-      (p) => p.source.kind === "external" || f.cluster.runInPod,
-    )) {
+    for (const { source, target } of paths) {
       // kube-proxy programs the REJECT within its sync period; wait for it, then measure.
       await waitOutcome(f.cluster, source, { target, timeoutMs: 3_000 }, "refused");
       const entries = await runProbe(f.cluster, source, { target, count: 5, timeoutMs: 3_000 });

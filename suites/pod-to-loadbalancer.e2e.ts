@@ -4,7 +4,7 @@ import { waitFor } from "../harness/core/wait.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { clientPod, netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+import { createClientPod, netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * A pod calling a LoadBalancer IP from inside the cluster: kube-proxy short-circuits it (treated as
@@ -15,16 +15,14 @@ describe.each(PROXY_MODES)("pod to LoadBalancer IP (kube-proxy %s)", (mode) => {
   const f = useCluster({ clusterName: `p2lb${mode[0]}`, cluster: { proxyMode: mode } });
   const ledger = useLedger();
 
-  it("is served, from a node without a local endpoint too, and shows the pod's own IP", async (ctx) => {
-    if (!f.cluster.runInPod)
-      return ctx.skip(`probes from pods need runInPod, which ${f.cluster.provider} lacks so far`);
+  it("is served, from a node without a local endpoint too, and shows the pod's own IP", async () => {
     const [one, two] = await f.cluster.nodes();
     if (!one || !two) throw new Error("needs two nodes");
     await f.k8s.core.createNamespacedPod({
       namespace: "default",
       body: netexecPod("web", { node: one.name }),
     });
-    await f.k8s.core.createNamespacedPod({ namespace: "default", body: clientPod("client", two.name) });
+    await createClientPod(f.k8s, "default", "client", two.name);
     await f.k8s.core.createNamespacedService({
       namespace: "default",
       body: service("web", "web", { type: "LoadBalancer", externalTrafficPolicy: "Local" }),

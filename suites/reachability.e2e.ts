@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { clientIpOf, outcomeOf, runProbe, waitServing } from "../harness/traffic/run-probe.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
-import { clientPod, netexecDeployment, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+import {
+  createClientPod,
+  netexecDeployment,
+  service,
+  waitEndpoints,
+  waitPodsReady,
+} from "./support/workloads.ts";
 
 /**
  * An agnhost netexec Deployment behind ClusterIP and NodePort Services answers from pods on every node
@@ -10,16 +16,13 @@ import { clientPod, netexecDeployment, service, waitEndpoints, waitPodsReady } f
 describe.each(PROXY_MODES)("reachability (kube-proxy %s)", (mode) => {
   const f = useCluster({ clusterName: `reach${mode[0]}`, cluster: { proxyMode: mode } });
 
-  it("serves ClusterIP and NodePort from every node's pods and from outside", async (ctx) => {
+  it("serves ClusterIP and NodePort from every node's pods and from outside", async () => {
     const ns = "default";
     await f.k8s.apps.createNamespacedDeployment({ namespace: ns, body: netexecDeployment("web", 4) });
     // One client pod per node, so every node's dataplane is exercised.
     const nodes = await f.cluster.nodes();
     for (const node of nodes) {
-      await f.k8s.core.createNamespacedPod({
-        namespace: ns,
-        body: clientPod(`client-${node.name}`, node.name),
-      });
+      await createClientPod(f.k8s, ns, `client-${node.name}`, node.name);
     }
     const svc = await f.k8s.core.createNamespacedService({
       namespace: ns,
@@ -41,9 +44,6 @@ describe.each(PROXY_MODES)("reachability (kube-proxy %s)", (mode) => {
       expect(entries.map(outcomeOf)).toEqual(Array(8).fill("ok"));
       for (const e of entries) expect(e.body).toMatch(/^web-/);
     }
-
-    if (!f.cluster.runInPod)
-      return ctx.skip(`probes from pods need runInPod, which ${f.cluster.provider} lacks so far`);
     for (const client of clients) {
       const source = { kind: "pod", namespace: ns, name: client.metadata?.name as string } as const;
       await waitServing(f.cluster, source, { target: `${clusterIP}:80` });

@@ -1,10 +1,13 @@
 import { describe, expect, it } from "vitest";
 import {
   blackholed,
+  dropsDetected,
   healthCheckMatchesEndpoints,
   type LedgerEntry,
   loadSkewWithin,
   noDrops,
+  ranThroughout,
+  recoveredWithin,
   sourceIpPreserved,
   sourceIpSnat,
   windows,
@@ -157,5 +160,44 @@ describe("windows", () => {
     expect(w.before.map((e) => e.seq)).toEqual([0, 1]);
     expect(w.during.map((e) => e.seq)).toEqual([2]);
     expect(w.after.map((e) => e.seq)).toEqual([3, 4]);
+  });
+});
+
+describe("disruption verdicts", () => {
+  // A rollout seen from outside: fine, two refusals at seq 3-4 (an endpoint gone before kube-proxy knew), fine.
+  const rollout = [0, 1, 2, 3, 4, 5, 6, 7].map((i) =>
+    entry(i, "external->lb", i === 3 || i === 4 ? "refused" : "ok", "web-1"),
+  );
+  const clean = rollout.map((e) => ({ ...e, outcome: "ok" as const, error: undefined }));
+
+  it("DropsDetected holds when requests failed and locates them; fails on a clean ledger", () => {
+    const v = dropsDetected(rollout);
+    expect(v.passed).toBe(true);
+    expect(v.summary).toContain("2 of 8 failed");
+    expect(v.summary).toContain("external->lb: 2 refused");
+    expect(v.evidence.map((e) => e.seq)).toEqual([3, 4]);
+    expect(dropsDetected(clean).passed).toBe(false);
+    expect(dropsDetected([]).passed).toBe(false);
+  });
+
+  it("RecoveredWithin measures the time to the last failure after the event", () => {
+    const since = t + 250;
+    const v = recoveredWithin(rollout, since, 300);
+    expect(v.passed).toBe(true);
+    expect(v.recoveryMs).toBe(t + 403 - since);
+    const tooStrict = recoveredWithin(rollout, since, 100);
+    expect(tooStrict.passed).toBe(false);
+    expect(tooStrict.evidence.map((e) => e.seq)).toEqual([4]);
+    // Nothing after the window: nothing shows recovery.
+    expect(recoveredWithin(rollout, since, 10_000).passed).toBe(false);
+  });
+
+  it("TrafficRanThroughout fails when a path ended early or badly", () => {
+    expect(ranThroughout([{ path: "a", exitCode: 0, early: false }]).passed).toBe(true);
+    expect(ranThroughout([{ path: "a", exitCode: 137, early: true }]).summary).toContain(
+      "a ended early (exit 137)",
+    );
+    expect(ranThroughout([{ path: "a", exitCode: 1, early: false }]).passed).toBe(false);
+    expect(ranThroughout([]).passed).toBe(false);
   });
 });

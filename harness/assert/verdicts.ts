@@ -191,3 +191,96 @@ export function windows(entries: LedgerEntry[], action: { start: number; end: nu
     after: entries.filter((e) => e.start > action.end),
   };
 }
+
+/** Failed requests per path and outcome class, e.g. "external->lb: 12 timeout, 3 refused". */
+export function failureBreakdown(entries: LedgerEntry[]): string {
+  const byPath = new Map<string, Map<string, number>>();
+  for (const e of entries) {
+    if (e.outcome === "ok") continue;
+    const m = byPath.get(e.path) ?? new Map<string, number>();
+    m.set(e.outcome, (m.get(e.outcome) ?? 0) + 1);
+    byPath.set(e.path, m);
+  }
+  return [...byPath]
+    .map(([path, m]) => `${path}: ${[...m].map(([o, n]) => `${n} ${o}`).join(", ")}`)
+    .join("; ");
+}
+
+/**
+ * The negative control's verdict: some requests failed, and the ledger says where and when. Holds when
+ * at least one request failed; a run that should have dropped traffic and did not is a harness that
+ * cannot see drops.
+ */
+export function dropsDetected(entries: LedgerEntry[]): Verdict {
+  const name = "DropsDetected";
+  const failed = entries.filter((e) => e.outcome !== "ok");
+  if (entries.length === 0)
+    return { name, passed: false, summary: `${name}: no requests to judge`, evidence: [] };
+  if (failed.length === 0)
+    return {
+      name,
+      passed: false,
+      summary: `${name}: all ${entries.length} requests succeeded; expected drops`,
+      evidence: [],
+    };
+  const first = failed[0] as LedgerEntry;
+  const last = failed[failed.length - 1] as LedgerEntry;
+  return {
+    name,
+    passed: true,
+    summary: `${name}: ${failed.length} of ${entries.length} failed between ${clock(first.start)} and ${clock(last.end)} (${failureBreakdown(entries)})`,
+    evidence: failed.slice(0, MAX_EVIDENCE),
+  };
+}
+
+/**
+ * Traffic is healthy again within `withinMs` of `since` (e.g. a node stop): every request that started
+ * after since + withinMs succeeded, and there were such requests. The measured recovery time (end of the
+ * last failure after `since`, or 0) is in the summary and in `recoveryMs`.
+ */
+export function recoveredWithin(
+  entries: LedgerEntry[],
+  since: number,
+  withinMs: number,
+): Verdict & { recoveryMs: number } {
+  const name = "RecoveredWithin";
+  const after = entries.filter((e) => e.start >= since);
+  const failures = after.filter((e) => e.outcome !== "ok");
+  const recoveryMs = failures.length ? Math.max(...failures.map((e) => e.end)) - since : 0;
+  const late = after.filter((e) => e.start > since + withinMs);
+  const broken = late.filter((e) => e.outcome !== "ok");
+  const passed = late.length > 0 && broken.length === 0;
+  return {
+    name,
+    passed,
+    recoveryMs,
+    summary:
+      late.length === 0
+        ? `${name}: no requests later than ${withinMs} ms after the event to judge`
+        : `${name}: ${passed ? "healthy" : "still failing"} ${withinMs} ms after the event; last failure ${(recoveryMs / 1000).toFixed(1)} s after it (${failures.length} failed${failures.length ? `: ${failureBreakdown(failures)}` : ""})`,
+    evidence: broken.slice(0, MAX_EVIDENCE),
+  };
+}
+
+/** Every traffic path's probe ran until it was stopped (a source that died leaves a gap no verdict sees). */
+export function ranThroughout(
+  exits: { path: string; exitCode: number | undefined; early: boolean }[],
+): Verdict {
+  const name = "TrafficRanThroughout";
+  const bad = exits.filter((e) => e.early || e.exitCode !== 0);
+  return {
+    name,
+    passed: exits.length > 0 && bad.length === 0,
+    summary:
+      exits.length === 0
+        ? `${name}: no traffic paths`
+        : bad.length === 0
+          ? `${name}: ${exits.length} paths ran until stopped`
+          : `${name}: ${bad.map((e) => `${e.path} ended ${e.early ? "early" : ""} (exit ${e.exitCode})`).join(", ")}`,
+    evidence: [],
+  };
+}
+
+function clock(ms: number): string {
+  return new Date(ms).toISOString().slice(11, 23);
+}

@@ -49,6 +49,9 @@ export interface ExternalNetwork {
   clientIP: string;
 }
 
+/** Where traffic starts: the external client, or a pod (its network namespace). */
+export type ProbeSource = { kind: "external" } | { kind: "pod"; namespace: string; name: string };
+
 export interface StartedCluster extends AsyncDisposable {
   readonly provider: string;
   readonly name: string;
@@ -62,18 +65,13 @@ export interface StartedCluster extends AsyncDisposable {
   readonly network: ExternalNetwork;
   /** How the external client runs the probe program (argv prefix; probe flags follow). */
   readonly probeCommand: string[];
+  /**
+   * The argv that runs the probe program at `source` with stdin attached (probe flags follow): what
+   * continuous traffic streams from. Pod sources must be probe clients (harness/traffic/clients.ts).
+   */
+  probeArgv(source: ProbeSource): Promise<string[]>;
   /** Runs a command as the external client: outside every node, with `network.clientIP` as source. */
   runExternal?(argv: string[], options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<ExecResult>;
-  /**
-   * Runs a command inside a pod's network namespace (local provider): how suites send traffic from a
-   * pod without needing a kubelet exec API.
-   */
-  runInPod?(
-    namespace: string,
-    pod: string,
-    argv: string[],
-    options?: { signal?: AbortSignal; timeoutMs?: number },
-  ): Promise<ExecResult>;
   /** Node lifecycle operations, where the provider supports them (both providers do). */
   readonly nodeOps?: NodeOperations;
   /** Health of each component, for `tph status`. */

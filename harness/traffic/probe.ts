@@ -11,6 +11,8 @@
  *                 [--rate PER_SECOND] [--interval-ms MS]
  *                 [--timeout-ms MS] [--max-seconds S]
  * Every run is bounded: at most --count requests (default 1) and --max-seconds of wall time (default 60).
+ * --count 0 means "until stopped": the probe runs until its stdin closes (or SIGTERM), still within
+ * --max-seconds. That is how continuous traffic runs through a disruption of unknown length.
  */
 import { Agent, request } from "node:http";
 import { connect } from "node:net";
@@ -142,7 +144,16 @@ async function main(): Promise<void> {
     timeoutMs: Number(values["timeout-ms"]),
     ...(values.mode === "keepalive" && { agent: new Agent({ keepAlive: true, maxSockets: 1 }) }),
   };
-  const count = Math.min(Number(values.count), 1_000_000);
+  const untilStopped = Number(values.count) === 0;
+  const count = untilStopped ? Number.POSITIVE_INFINITY : Math.min(Number(values.count), 1_000_000);
+  let stopped = false;
+  if (untilStopped) {
+    const stop = () => {
+      stopped = true;
+    };
+    process.stdin.on("end", stop).on("close", stop).on("error", stop).resume();
+    process.on("SIGTERM", stop);
+  }
   const interval = Number(values["interval-ms"]);
   const rate = Number(values.rate);
   const started = Date.now();
@@ -155,7 +166,7 @@ async function main(): Promise<void> {
     pending = [];
   };
   const flusher = setInterval(flush, 20);
-  for (let seq = 0; seq < count && Date.now() < deadline; seq++) {
+  for (let seq = 0; seq < count && !stopped && Date.now() < deadline; seq++) {
     if (rate > 0) {
       // Paced: request i is due at start + i/rate; a late loop catches up without sleeping.
       const due = started + (seq * 1000) / rate;
@@ -169,6 +180,8 @@ async function main(): Promise<void> {
   clearInterval(flusher);
   flush();
   options.agent?.destroy();
+  // stdin (until-stopped mode) would keep the event loop alive.
+  if (untilStopped) process.stdin.destroy();
 }
 
 if (import.meta.main) await main();

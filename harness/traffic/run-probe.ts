@@ -1,12 +1,11 @@
 import { join } from "node:path";
-import type { StartedCluster } from "../cluster/provider.ts";
+import type { ProbeSource, StartedCluster } from "../cluster/provider.ts";
 import { TphError } from "../core/errors.ts";
-import type { ExecResult } from "../core/exec.ts";
+import { run } from "../core/exec.ts";
 import { waitFor } from "../core/wait.ts";
 import type { Outcome, ProbeEntry } from "./probe.ts";
 
-/** Where a probe runs: the external client, or inside a pod (its network namespace). */
-export type ProbeSource = { kind: "external" } | { kind: "pod"; namespace: string; name: string };
+export type { ProbeSource } from "../cluster/provider.ts";
 
 export interface ProbeRequest {
   target: string;
@@ -31,7 +30,22 @@ export async function runProbe(
   const count = req.count ?? 1;
   const timeoutMs = req.timeoutMs ?? 2_000;
   const argv = [
-    ...(source.kind === "external" ? cluster.probeCommand : [process.execPath, PROBE_PATH]),
+    ...(await cluster.probeArgv(source)),
+    ...probeFlags(req, count, timeoutMs),
+    `--max-seconds=${Math.ceil((count * (timeoutMs + (req.intervalMs ?? 0))) / 1000) + 5}`,
+  ];
+  const result = await run(argv, { allowFailure: true });
+  if (result.exitCode !== 0)
+    throw new TphError(`probe failed (exit ${result.exitCode}): ${result.stderr.slice(-500)}`);
+  return result.stdout
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as ProbeEntry);
+}
+
+/** The probe's flags for a request (all but --max-seconds); count 0 means until stopped. */
+export function probeFlags(req: ProbeRequest, count: number, timeoutMs: number): string[] {
+  return [
     `--target=${req.target}`,
     `--path=${req.path ?? "/"}`,
     `--mode=${req.mode ?? "http"}`,
@@ -39,22 +53,7 @@ export async function runProbe(
     `--interval-ms=${req.intervalMs ?? 0}`,
     `--rate=${req.rate ?? 0}`,
     `--timeout-ms=${timeoutMs}`,
-    `--max-seconds=${Math.ceil((count * (timeoutMs + (req.intervalMs ?? 0))) / 1000) + 5}`,
   ];
-  let result: ExecResult;
-  if (source.kind === "external" && cluster.runExternal) {
-    result = await cluster.runExternal(argv);
-  } else if (source.kind === "pod" && cluster.runInPod) {
-    result = await cluster.runInPod(source.namespace, source.name, argv);
-  } else {
-    throw new TphError(`provider ${cluster.provider} cannot run probes from ${source.kind}`);
-  }
-  if (result.exitCode !== 0)
-    throw new TphError(`probe failed (exit ${result.exitCode}): ${result.stderr.slice(-500)}`);
-  return result.stdout
-    .split("\n")
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as ProbeEntry);
 }
 
 /** The address part of agnhost's `/clientip` answer ("10.250.0.200:41234" → "10.250.0.200"). */

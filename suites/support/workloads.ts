@@ -1,6 +1,7 @@
 import type { V1Deployment, V1Pod, V1Service } from "@kubernetes/client-node";
 import { waitFor } from "../../harness/core/wait.ts";
 import type { KubeClients } from "../../harness/k8s/client.ts";
+import { ensureProbeConfigMap, probeClientPod } from "../../harness/traffic/clients.ts";
 
 /** Workloads and Service variants as data, so a suite states what differs and nothing else. */
 export const AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53";
@@ -24,15 +25,15 @@ export function netexecPod(
   };
 }
 
-/** A client pod pinned to `node`: agnhost pause, a process that idles; suites probe from its namespace. */
-export function clientPod(name: string, node: string): V1Pod {
-  return {
-    metadata: { name, labels: { app: "client" } },
-    spec: {
-      nodeSelector: { "kubernetes.io/hostname": node },
-      containers: [{ name: "client", image: AGNHOST, args: ["pause"] }],
-    },
-  };
+/**
+ * A probe client pinned to `node` (labelled app=client): suites send traffic from it. Creates the probe
+ * ConfigMap in the namespace first.
+ */
+export async function createClientPod(k8s: KubeClients, namespace: string, name: string, node: string) {
+  await ensureProbeConfigMap(k8s, namespace);
+  const pod = probeClientPod(name, node);
+  pod.metadata = { name, labels: { app: "client" } };
+  return k8s.core.createNamespacedPod({ namespace, body: pod });
 }
 
 export function netexecDeployment(

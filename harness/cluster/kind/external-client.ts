@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { run } from "../../core/exec.ts";
+import { PROBE_IMAGE } from "../../traffic/clients.ts";
 
 /**
  * The external client on kind: a container on the `kind` docker network, outside every node, that runs
@@ -15,7 +16,7 @@ export interface ExternalClientFactory {
 }
 
 /** Node's official image runs the probe (TypeScript with erasable types only) as it is. */
-export const CLIENT_IMAGE = "node:24-alpine";
+export const CLIENT_IMAGE = PROBE_IMAGE;
 export const PROBE_IN_CLIENT = "/tph/probe.ts";
 
 /** The real factory: testcontainers. */

@@ -10,12 +10,14 @@ import { waitFor } from "../../core/wait.ts";
 import { kubeClients } from "../../k8s/client.ts";
 import { applyWithRetry, kindPoolRange } from "../../metallb/kind-pool.ts";
 import { applyObjects, l2Pool, loadManifest, METALLB_NAMESPACE } from "../../metallb/manifests.ts";
+import { PROBE_IMAGE, PROBE_IN_POD } from "../../traffic/clients.ts";
 import type {
   ClusterNode,
   ClusterProvider,
   ComponentStatus,
   ExternalNetwork,
   NodeOperations,
+  ProbeSource,
   StartedCluster,
 } from "../provider.ts";
 import { kindConfigYaml } from "./config.ts";
@@ -35,7 +37,7 @@ import {
  */
 export const LABEL = "tph.cluster";
 /** Images the suites run, loaded into the nodes so runs do not depend on per-node pulls. */
-export const PRELOAD_IMAGES = ["registry.k8s.io/e2e-test-images/agnhost:2.53"];
+export const PRELOAD_IMAGES = ["registry.k8s.io/e2e-test-images/agnhost:2.53", PROBE_IMAGE];
 
 interface KindState {
   name: string;
@@ -335,6 +337,26 @@ class KindCluster implements StartedCluster {
   ): Promise<ExecResult> {
     if (!this.#state.client) throw new TphError(`cluster ${this.name} has no external client container`);
     return execInClient(this.#state.client, argv, options);
+  }
+
+  async probeArgv(source: ProbeSource): Promise<string[]> {
+    if (source.kind === "external") {
+      if (!this.#state.client) throw new TphError(`cluster ${this.name} has no external client container`);
+      return ["docker", "exec", "-i", this.#state.client.id, ...this.probeCommand];
+    }
+    // Probe clients run Node's image with probe.ts mounted (harness/traffic/clients.ts).
+    return [
+      "kubectl",
+      `--kubeconfig=${this.kubeconfigPath}`,
+      "exec",
+      "-i",
+      `--namespace=${source.namespace}`,
+      source.name,
+      "--container=probe",
+      "--",
+      "node",
+      PROBE_IN_POD,
+    ];
   }
 
   async status(): Promise<ComponentStatus[]> {

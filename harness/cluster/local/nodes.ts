@@ -123,7 +123,11 @@ export async function prepareNode(ctx: NodeContext, node: LocalNode, stack: Clea
     cniKubeconfig: kubeconfig("cni"),
     podsDir: join(node.dir, "pods"),
     labels: node.labels,
-    images: [{ repositorySuffix: "agnhost", binary: ctx.binaries.paths.agnhost }],
+    // agnhost → the built binary; node (the probe clients' image) → this Node, which runs probe.ts as is.
+    images: [
+      { repositorySuffix: "agnhost", binary: ctx.binaries.paths.agnhost },
+      { repositorySuffix: "node", binary: process.execPath },
+    ],
     kubeletVersion: ctx.binaries.versions.kubernetes ?? "",
     leaseDurationSeconds: 40,
     heartbeatSeconds: 10,

@@ -15,6 +15,7 @@ import type {
   ExternalNetwork,
   GcOptions,
   NodeOperations,
+  ProbeSource,
   StartedCluster,
 } from "../provider.ts";
 import { ensureBinaries } from "./binaries.ts";
@@ -345,19 +346,17 @@ class LocalCluster implements StartedCluster {
     return run(argv, { netns: this.#state.network.clientNs, allowFailure: true, ...options });
   }
 
-  async runInPod(
-    namespace: string,
-    pod: string,
-    argv: string[],
-    options: { signal?: AbortSignal; timeoutMs?: number } = {},
-  ): Promise<ExecResult> {
+  async probeArgv(source: ProbeSource): Promise<string[]> {
+    const probe = [process.execPath, PROBE_PATH];
+    if (source.kind === "external") return ["ip", "netns", "exec", this.#state.network.clientNs, ...probe];
     const { core } = kubeClients(this.kubeconfigPath);
-    const p = await core.readNamespacedPod({ namespace, name: pod });
+    const p = await core.readNamespacedPod({ namespace: source.namespace, name: source.name });
     const node = this.#state.nodes.find((n) => n.name === p.spec?.nodeName);
     if (!node || !p.metadata?.uid)
-      throw new TphError(`pod ${namespace}/${pod} is not running on a node of ${this.name}`);
+      throw new TphError(`pod ${source.namespace}/${source.name} is not running on a node of ${this.name}`);
+    // The pod's network namespace; its filesystem is the host's, so this Node and probe.ts run as they are.
     const netns = p.spec?.hostNetwork ? node.ns : podNamespace(node, p.metadata.uid);
-    return run(argv, { netns, allowFailure: true, ...options });
+    return ["ip", "netns", "exec", netns, ...probe];
   }
 
   async status(): Promise<ComponentStatus[]> {

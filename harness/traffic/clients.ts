@@ -1,0 +1,103 @@
+import { readFileSync } from "node:fs";
+import type { V1ConfigMap, V1DaemonSet, V1Pod, V1PodSpec } from "@kubernetes/client-node";
+import { waitFor } from "../core/wait.ts";
+import type { KubeClients } from "../k8s/client.ts";
+import { PROBE_PATH } from "./run-probe.ts";
+
+/**
+ * Probe clients: pods that traffic starts from inside the cluster. They run Node's official image with
+ * probe.ts mounted from a ConfigMap, so on kind `kubectl exec` runs the very program the external client
+ * runs. (The local provider maps the image to this machine's Node and runs probe.ts in the pod's network
+ * namespace; the ConfigMap is then unused.)
+ */
+export const PROBE_IMAGE = "node:24-alpine";
+export const PROBE_CONFIGMAP = "tph-probe";
+/** Where probe.ts is inside a probe client pod. */
+export const PROBE_IN_POD = "/tph/probe.ts";
+export const PROBE_CLIENT_LABEL = "tph-probe-client";
+
+export function probeConfigMap(): V1ConfigMap {
+  return { metadata: { name: PROBE_CONFIGMAP }, data: { "probe.ts": readFileSync(PROBE_PATH, "utf8") } };
+}
+
+function probeClientSpec(): V1PodSpec {
+  return {
+    // The client idles; probes are exec'd into it. Exits at once on SIGTERM (Node's default).
+    containers: [
+      {
+        name: "probe",
+        image: PROBE_IMAGE,
+        command: ["node", "-e", "setInterval(() => {}, 3_600_000)"],
+        volumeMounts: [{ name: "probe", mountPath: "/tph" }],
+      },
+    ],
+    volumes: [{ name: "probe", configMap: { name: PROBE_CONFIGMAP } }],
+    terminationGracePeriodSeconds: 2,
+  };
+}
+
+/** One probe client pinned to `node`. Needs the ConfigMap (ensureProbeConfigMap) in its namespace. */
+export function probeClientPod(name: string, node: string): V1Pod {
+  return {
+    metadata: { name, labels: { app: PROBE_CLIENT_LABEL } },
+    spec: { ...probeClientSpec(), nodeSelector: { "kubernetes.io/hostname": node } },
+  };
+}
+
+/**
+ * A probe client on every node, tolerating every taint so that cordon, drain (which skips DaemonSet
+ * pods) and ToBeDeletedByClusterAutoscaler leave it in place: the client must outlive the disruption it
+ * measures.
+ */
+export function probeClientDaemonSet(name = "tph-probe"): V1DaemonSet {
+  return {
+    metadata: { name },
+    spec: {
+      selector: { matchLabels: { app: PROBE_CLIENT_LABEL } },
+      template: {
+        metadata: { labels: { app: PROBE_CLIENT_LABEL } },
+        spec: { ...probeClientSpec(), tolerations: [{ operator: "Exists" }] },
+      },
+    },
+  };
+}
+
+export async function ensureProbeConfigMap(k8s: KubeClients, namespace: string): Promise<void> {
+  try {
+    await k8s.core.createNamespacedConfigMap({ namespace, body: probeConfigMap() });
+  } catch (err) {
+    if ((err as { code?: number }).code !== 409) throw err;
+  }
+}
+
+/**
+ * Deploys the probe client DaemonSet and waits until a client runs on each of `nodes`; returns the
+ * client pod's name per node.
+ */
+export async function deployProbeClients(
+  k8s: KubeClients,
+  namespace: string,
+  nodes: string[],
+): Promise<Map<string, string>> {
+  await ensureProbeConfigMap(k8s, namespace);
+  await k8s.apps.createNamespacedDaemonSet({ namespace, body: probeClientDaemonSet() });
+  return waitFor(
+    async () => {
+      const pods = await k8s.core.listNamespacedPod({
+        namespace,
+        labelSelector: `app=${PROBE_CLIENT_LABEL}`,
+      });
+      const byNode = new Map<string, string>();
+      for (const p of pods.items) {
+        const ready = p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
+        if (ready && p.spec?.nodeName && p.metadata?.name && !p.metadata.deletionTimestamp)
+          byNode.set(p.spec.nodeName, p.metadata.name);
+      }
+      const missing = nodes.filter((n) => !byNode.has(n));
+      return missing.length === 0
+        ? { done: true, value: byNode }
+        : { done: false, state: `no ready probe client on ${missing.join(", ")}` };
+    },
+    { description: `a probe client on each of ${nodes.join(", ")}`, timeoutMs: 60_000 },
+  );
+}
