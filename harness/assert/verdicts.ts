@@ -262,10 +262,15 @@ export function recoveredWithin(
   };
 }
 
+/** How a traffic path's probe ended (harness/traffic/stream.ts). */
+export interface PathExit {
+  path: string;
+  exitCode: number | undefined;
+  early: boolean;
+}
+
 /** Every traffic path's probe ran until it was stopped (a source that died leaves a gap no verdict sees). */
-export function ranThroughout(
-  exits: { path: string; exitCode: number | undefined; early: boolean }[],
-): Verdict {
+export function ranThroughout(exits: PathExit[]): Verdict {
   const name = "TrafficRanThroughout";
   const bad = exits.filter((e) => e.early || e.exitCode !== 0);
   return {

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { V1ConfigMap, V1DaemonSet, V1Pod, V1PodSpec } from "@kubernetes/client-node";
 import { waitFor } from "../core/wait.ts";
-import type { KubeClients } from "../k8s/client.ts";
+import { apiStatus, type KubeClients } from "../k8s/client.ts";
 import { PROBE_PATH } from "./run-probe.ts";
 
 /**
@@ -63,10 +63,15 @@ export function probeClientDaemonSet(name = "tph-probe"): V1DaemonSet {
 }
 
 export async function ensureProbeConfigMap(k8s: KubeClients, namespace: string): Promise<void> {
+  await createIfAbsent(() => k8s.core.createNamespacedConfigMap({ namespace, body: probeConfigMap() }));
+}
+
+/** Creates an object; one that exists already (409) is fine: probe clients are shared by a file's tests. */
+async function createIfAbsent(create: () => Promise<unknown>): Promise<void> {
   try {
-    await k8s.core.createNamespacedConfigMap({ namespace, body: probeConfigMap() });
+    await create();
   } catch (err) {
-    if ((err as { code?: number }).code !== 409) throw err;
+    if (apiStatus(err) !== 409) throw err;
   }
 }
 
@@ -80,7 +85,7 @@ export async function deployProbeClients(
   nodes: string[],
 ): Promise<Map<string, string>> {
   await ensureProbeConfigMap(k8s, namespace);
-  await k8s.apps.createNamespacedDaemonSet({ namespace, body: probeClientDaemonSet() });
+  await createIfAbsent(() => k8s.apps.createNamespacedDaemonSet({ namespace, body: probeClientDaemonSet() }));
   return waitFor(
     async () => {
       const pods = await k8s.core.listNamespacedPod({

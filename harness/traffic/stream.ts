@@ -1,6 +1,6 @@
 import { createInterface } from "node:readline";
 import { execa } from "execa";
-import type { LedgerEntry } from "../assert/verdicts.ts";
+import type { PathExit as ExitOfPath, LedgerEntry } from "../assert/verdicts.ts";
 import type { ProbeSource, StartedCluster } from "../cluster/provider.ts";
 import { TphError } from "../core/errors.ts";
 import { waitFor } from "../core/wait.ts";
@@ -16,10 +16,7 @@ export interface TrafficPath extends ProbeRequest {
 }
 
 /** How a path's probe process ended: `early` when it ended before stop() (its source died, say). */
-export interface PathExit {
-  path: string;
-  exitCode: number | undefined;
-  early: boolean;
+export interface PathExit extends ExitOfPath {
   at: number;
   stderr: string;
 }

@@ -3,31 +3,52 @@ import { join } from "node:path";
 import { afterEach, beforeEach, expect } from "vitest";
 import { describeEntry, type LedgerEntry, type Verdict } from "../../harness/assert/verdicts.ts";
 import type { StartedCluster } from "../../harness/cluster/provider.ts";
+import type { DisruptContext } from "../../harness/disrupt/actions.ts";
+import { Timeline } from "../../harness/disrupt/timeline.ts";
+import type { KubeClients } from "../../harness/k8s/client.ts";
+import { renderTimeline } from "../../harness/report/timeline.ts";
 import { type ProbeRequest, type ProbeSource, runProbe } from "../../harness/traffic/run-probe.ts";
+import {
+  type PathExit,
+  type RunningTraffic,
+  startTraffic,
+  type TrafficPath,
+} from "../../harness/traffic/stream.ts";
 
 /**
- * The ledger of one test: every request it sent, tagged with its path, kept in order. With
- * TPH_ARTIFACTS set (tph run sets it), each test's ledger and verdicts are written as JSON there.
+ * The ledger of one test: every request it sent, tagged with its path, kept in order, and the timeline of
+ * the disruption actions it took. A failed verdict's message carries the requests that broke it and the
+ * timeline. With TPH_ARTIFACTS set (tph run sets it), each test's ledger, verdicts and timeline are
+ * written there.
  */
 export function useLedger() {
   let entries: LedgerEntry[] = [];
   let verdicts: Verdict[] = [];
+  let timeline = new Timeline();
+  let running: RunningTraffic[] = [];
   let testName = "";
   beforeEach((ctx) => {
     entries = [];
     verdicts = [];
+    timeline = new Timeline();
+    running = [];
     testName = ctx.task.name;
   });
   afterEach(async (ctx) => {
+    // A test that threw mid-disruption leaves its traffic running: stop it, keep what it recorded.
+    for (const t of running) entries.push(...(await t.stop()).entries);
     const dir = process.env.TPH_ARTIFACTS;
     if (!dir || (entries.length === 0 && verdicts.length === 0)) return;
     const file = ctx.task.file?.name.replace(/[^\w.-]+/g, "_") ?? "suite";
     const out = join(dir, "ledgers", file);
     await mkdir(out, { recursive: true });
+    const base = join(out, testName.replace(/[^\w.-]+/g, "_").slice(0, 120));
     await writeFile(
-      join(out, `${testName.replace(/[^\w.-]+/g, "_").slice(0, 120)}.json`),
-      JSON.stringify({ test: testName, verdicts, entries }, null, 1),
+      `${base}.json`,
+      JSON.stringify({ test: testName, verdicts, timeline: timeline.events, entries }, null, 1),
     );
+    if (timeline.events.length > 0)
+      await writeFile(`${base}.timeline.txt`, `${renderTimeline(entries, timeline.events)}\n`);
   });
   return {
     /** Sends requests from `source` and records them under `path`. */
@@ -41,10 +62,44 @@ export function useLedger() {
       entries.push(...got);
       return got;
     },
-    /** Asserts a verdict; a failure lists the requests that broke it. */
+    /**
+     * Starts continuous traffic on `paths`; stop() adds its requests to the ledger. Stopped by the fixture
+     * if the test ends first.
+     */
+    async traffic(
+      cluster: StartedCluster,
+      paths: TrafficPath[],
+    ): Promise<{ flowing(): Promise<void>; stop(): Promise<{ entries: LedgerEntry[]; exits: PathExit[] }> }> {
+      const t = await startTraffic(cluster, paths);
+      running.push(t);
+      return {
+        flowing: () => t.flowing(),
+        async stop() {
+          running = running.filter((r) => r !== t);
+          const result = await t.stop();
+          entries.push(...result.entries);
+          return result;
+        },
+      };
+    },
+    /** The context disruption actions take; they land on this test's timeline. */
+    disrupt(cluster: StartedCluster, k8s: KubeClients): DisruptContext {
+      return { cluster, k8s, timeline };
+    },
+    /** Asserts a verdict; a failure lists the requests that broke it and, if any, the timeline. */
     expect(v: Verdict): void {
       verdicts.push(v);
-      if (!v.passed) expect.fail([v.summary, ...v.evidence.map((e) => `  ${describeEntry(e)}`)].join("\n"));
+      if (!v.passed)
+        expect.fail(
+          [
+            v.summary,
+            ...v.evidence.map((e) => `  ${describeEntry(e)}`),
+            ...(timeline.events.length > 0 ? ["", renderTimeline(entries, timeline.events)] : []),
+          ].join("\n"),
+        );
+    },
+    get timeline() {
+      return timeline;
     },
     get entries() {
       return entries;

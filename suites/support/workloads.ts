@@ -120,3 +120,15 @@ export async function waitEndpoints(
     { description: `${count} ready endpoints for service ${svc}`, timeoutMs: 30_000 },
   );
 }
+
+/** Waits for MetalLB to give the LoadBalancer Service an address; returns it. */
+export async function waitLoadBalancerIP(k8s: KubeClients, namespace: string, name: string): Promise<string> {
+  return waitFor(
+    async () => {
+      const svc = await k8s.core.readNamespacedService({ name, namespace });
+      const ip = svc.status?.loadBalancer?.ingress?.[0]?.ip;
+      return ip ? { done: true, value: ip } : { done: false, state: "pending" };
+    },
+    { description: `an address for service ${name}`, timeoutMs: 30_000, intervalMs: 100 },
+  );
+}

@@ -1,0 +1,302 @@
+import { PatchStrategy, setHeaderOptions, type V1Pod, type V1Taint } from "@kubernetes/client-node";
+import type { StartedCluster } from "../cluster/provider.ts";
+import { TphError } from "../core/errors.ts";
+import { sleep, waitFor } from "../core/wait.ts";
+import { apiErrorMessage, apiStatus, type KubeClients } from "../k8s/client.ts";
+import type { Timeline } from "./timeline.ts";
+
+/**
+ * Disruption actions: what platform changes do to a cluster, done through the same API calls kubectl
+ * and the kubelet make. Each is recorded on the test's timeline (start, end, error) and resolves when
+ * the action is complete as an operator would see it (drain: pods gone; rollout: all replicas updated
+ * and available), not when traffic has settled: that is for the ledger to judge.
+ */
+export interface DisruptContext {
+  cluster: StartedCluster;
+  k8s: KubeClients;
+  timeline: Timeline;
+}
+
+const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+/** The taint cluster-autoscaler puts on a node it is about to delete; kube-proxy's /healthz reacts to it. */
+export const TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler";
+
+export function cordon(ctx: DisruptContext, node: string): Promise<void> {
+  return ctx.timeline.step("cordon", node, () => setUnschedulable(ctx.k8s, node, true));
+}
+
+export function uncordon(ctx: DisruptContext, node: string): Promise<void> {
+  return ctx.timeline.step("uncordon", node, () => setUnschedulable(ctx.k8s, node, false));
+}
+
+async function setUnschedulable(k8s: KubeClients, node: string, unschedulable: boolean): Promise<void> {
+  await k8s.core.patchNode(
+    { name: node, body: { spec: { unschedulable: unschedulable || null } } },
+    mergePatch,
+  );
+}
+
+export interface DrainResult {
+  evicted: string[];
+  /** Evictions the API refused with 429 because a PodDisruptionBudget allowed no disruption (retried). */
+  blockedByBudget: number;
+}
+
+/**
+ * kubectl drain: cordon, then evict every pod on the node except DaemonSet and mirror pods through the
+ * eviction API, which honours PodDisruptionBudgets (429 = not now; retried every second until
+ * `timeoutMs`), then wait until the evicted pods are gone.
+ */
+export function drain(
+  ctx: DisruptContext,
+  node: string,
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<DrainResult> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  return ctx.timeline.step("drain", node, async () => {
+    await setUnschedulable(ctx.k8s, node, true);
+    const deadline = Date.now() + timeoutMs;
+    const pods = (
+      await ctx.k8s.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` })
+    ).items.filter((p) => !isDaemonSetPod(p) && !p.metadata?.annotations?.["kubernetes.io/config.mirror"]);
+    const result: DrainResult = { evicted: [], blockedByBudget: 0 };
+    await Promise.all(
+      pods.map(async (p) => {
+        const name = p.metadata?.name as string;
+        const namespace = p.metadata?.namespace as string;
+        for (;;) {
+          try {
+            await ctx.k8s.core.createNamespacedPodEviction({
+              name,
+              namespace,
+              body: { apiVersion: "policy/v1", kind: "Eviction", metadata: { name, namespace } },
+            });
+            result.evicted.push(`${namespace}/${name}`);
+            return;
+          } catch (err) {
+            const status = apiStatus(err);
+            if (status === 404) return; // already gone
+            if (status !== 429) throw new TphError(`evicting ${namespace}/${name}: ${apiErrorMessage(err)}`);
+            result.blockedByBudget++;
+            if (Date.now() > deadline)
+              throw new TphError(
+                `drain of ${node} timed out after ${timeoutMs} ms: a PodDisruptionBudget keeps refusing to evict ${namespace}/${name} (${apiErrorMessage(err)})`,
+                { hint: "the budget allows no disruption: add replicas or relax the budget" },
+              );
+            await sleep(1_000, options.signal);
+          }
+        }
+      }),
+    );
+    await waitFor(
+      async () => {
+        const left = (
+          await ctx.k8s.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` })
+        ).items.filter((p) => result.evicted.includes(`${p.metadata?.namespace}/${p.metadata?.name}`));
+        return left.length === 0
+          ? { done: true, value: undefined }
+          : { done: false, state: left.map((p) => p.metadata?.name) };
+      },
+      {
+        description: `evicted pods to leave ${node}`,
+        timeoutMs: Math.max(deadline - Date.now(), 30_000),
+        ...(options.signal && { signal: options.signal }),
+      },
+    );
+    return result;
+  });
+}
+
+function isDaemonSetPod(p: V1Pod): boolean {
+  return (p.metadata?.ownerReferences ?? []).some((o) => o.kind === "DaemonSet");
+}
+
+export type Workload = { kind: "Deployment" | "DaemonSet"; namespace: string; name: string };
+
+/** kubectl rollout restart, then kubectl rollout status: resolves once every replica is new and available. */
+export function rolloutRestart(ctx: DisruptContext, w: Workload, timeoutMs = 180_000): Promise<void> {
+  return ctx.timeline.step("rollout-restart", `${w.kind.toLowerCase()}/${w.name}`, async () => {
+    const body = {
+      spec: {
+        template: {
+          metadata: { annotations: { "kubectl.kubernetes.io/restartedAt": new Date().toISOString() } },
+        },
+      },
+    };
+    if (w.kind === "Deployment")
+      await ctx.k8s.apps.patchNamespacedDeployment(
+        { name: w.name, namespace: w.namespace, body },
+        mergePatch,
+      );
+    else
+      await ctx.k8s.apps.patchNamespacedDaemonSet({ name: w.name, namespace: w.namespace, body }, mergePatch);
+    await waitRolledOut(ctx.k8s, w, timeoutMs);
+  });
+}
+
+/** kubectl scale deployment, waiting until the new count is available. */
+export function scale(
+  ctx: DisruptContext,
+  w: Workload & { kind: "Deployment" },
+  replicas: number,
+): Promise<void> {
+  return ctx.timeline.step("scale", `deployment/${w.name} to ${replicas}`, async () => {
+    await ctx.k8s.apps.patchNamespacedDeployment(
+      { name: w.name, namespace: w.namespace, body: { spec: { replicas } } },
+      mergePatch,
+    );
+    await waitRolledOut(ctx.k8s, w, 120_000);
+  });
+}
+
+/** The conditions kubectl rollout status waits for. */
+export async function waitRolledOut(k8s: KubeClients, w: Workload, timeoutMs: number): Promise<void> {
+  await waitFor(
+    async () => {
+      if (w.kind === "Deployment") {
+        const d = await k8s.apps.readNamespacedDeployment({ name: w.name, namespace: w.namespace });
+        const want = d.spec?.replicas ?? 1;
+        const s = d.status ?? {};
+        const done =
+          (s.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) &&
+          s.updatedReplicas === want &&
+          (s.replicas ?? 0) === want &&
+          (s.availableReplicas ?? 0) === want;
+        return done
+          ? { done: true, value: undefined }
+          : {
+              done: false,
+              state: `updated ${s.updatedReplicas}/${want}, total ${s.replicas}, available ${s.availableReplicas}`,
+            };
+      }
+      const ds = await k8s.apps.readNamespacedDaemonSet({ name: w.name, namespace: w.namespace });
+      const s = ds.status;
+      const want = s?.desiredNumberScheduled ?? 0;
+      const done =
+        (s?.observedGeneration ?? 0) >= (ds.metadata?.generation ?? 0) &&
+        s?.updatedNumberScheduled === want &&
+        s?.numberAvailable === want &&
+        (s?.numberUnavailable ?? 0) === 0;
+      return done
+        ? { done: true, value: undefined }
+        : {
+            done: false,
+            state: `updated ${s?.updatedNumberScheduled}/${want}, available ${s?.numberAvailable}`,
+          };
+    },
+    { description: `${w.kind.toLowerCase()}/${w.name} to finish rolling out`, timeoutMs, intervalMs: 250 },
+  );
+}
+
+export function deletePod(ctx: DisruptContext, namespace: string, name: string, gracePeriodSeconds?: number) {
+  return ctx.timeline.step("delete-pod", `${namespace}/${name}`, async () => {
+    await ctx.k8s.core.deleteNamespacedPod({
+      name,
+      namespace,
+      ...(gracePeriodSeconds !== undefined && { gracePeriodSeconds }),
+    });
+  });
+}
+
+/** Adds (or with `remove`, removes) a taint; merge patch of the whole list, as kubectl taint does. */
+export function taint(
+  ctx: DisruptContext,
+  node: string,
+  t: V1Taint,
+  options: { remove?: boolean } = {},
+): Promise<void> {
+  return ctx.timeline.step(options.remove ? "untaint" : "taint", `${node} ${t.key}:${t.effect}`, async () => {
+    const n = await ctx.k8s.core.readNode({ name: node });
+    const others = (n.spec?.taints ?? []).filter((x) => !(x.key === t.key && x.effect === t.effect));
+    const taints = options.remove ? others : [...others, t];
+    await ctx.k8s.core.patchNode({ name: node, body: { spec: { taints } } }, mergePatch);
+  });
+}
+
+/** Flips a Service's traffic policies in place, as an operator would with kubectl patch. */
+export function setTrafficPolicy(
+  ctx: DisruptContext,
+  namespace: string,
+  service: string,
+  policy: { externalTrafficPolicy?: "Local" | "Cluster"; internalTrafficPolicy?: "Local" | "Cluster" },
+): Promise<void> {
+  const what = Object.entries(policy)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+  return ctx.timeline.step("set-traffic-policy", `service/${service} ${what}`, async () => {
+    await ctx.k8s.core.patchNamespacedService(
+      { name: service, namespace, body: { spec: policy } },
+      mergePatch,
+    );
+  });
+}
+
+function nodeOps(ctx: DisruptContext) {
+  if (!ctx.cluster.nodeOps) throw new TphError(`provider ${ctx.cluster.provider} cannot stop or start nodes`);
+  return ctx.cluster.nodeOps;
+}
+
+export function stopNode(ctx: DisruptContext, node: string): Promise<void> {
+  return ctx.timeline.step("stop-node", node, () => nodeOps(ctx).stop(node));
+}
+
+/** Starts a stopped node and waits until the API server sees it Ready again. */
+export function startNode(ctx: DisruptContext, node: string, timeoutMs = 90_000): Promise<void> {
+  return ctx.timeline.step("start-node", node, async () => {
+    await nodeOps(ctx).start(node);
+    await waitNodeReady(ctx.k8s, node, timeoutMs);
+  });
+}
+
+export async function waitNodeReady(k8s: KubeClients, node: string, timeoutMs: number): Promise<void> {
+  await waitFor(
+    async () => {
+      const n = await k8s.core.readNode({ name: node });
+      const ready = n.status?.conditions?.find((c) => c.type === "Ready");
+      return ready?.status === "True"
+        ? { done: true, value: undefined }
+        : { done: false, state: ready?.status };
+    },
+    { description: `node ${node} to be Ready`, timeoutMs, intervalMs: 250 },
+  );
+}
+
+export function restartKubeProxy(ctx: DisruptContext, node: string): Promise<void> {
+  return ctx.timeline.step("restart-kube-proxy", node, () => nodeOps(ctx).restartKubeProxy(node));
+}
+
+/** Rolls kube-proxy to `binary` one node at a time, each healthy before the next, as an upgrade does. */
+export async function rollKubeProxy(ctx: DisruptContext, nodes: string[], binary: string, label: string) {
+  for (const node of nodes)
+    await ctx.timeline.step("replace-kube-proxy", `${node} → ${label}`, () =>
+      nodeOps(ctx).replaceKubeProxy(node, binary),
+    );
+}
+
+export interface NodeRollOptions {
+  drainTimeoutMs?: number;
+  /** Runs after the drain, before the stop (e.g. wait for replacements to be ready elsewhere). */
+  afterDrain?: (node: string) => Promise<void>;
+  /** Runs after the node is back and uncordoned (e.g. wait for its pods to return). */
+  afterReturn?: (node: string) => Promise<void>;
+}
+
+/** A node roll: for each node in turn, cordon, drain, stop, start, uncordon. */
+export async function rollNodes(
+  ctx: DisruptContext,
+  nodes: string[],
+  options: NodeRollOptions = {},
+): Promise<void> {
+  for (const node of nodes) {
+    await cordon(ctx, node);
+    await drain(ctx, node, {
+      ...(options.drainTimeoutMs !== undefined && { timeoutMs: options.drainTimeoutMs }),
+    });
+    await options.afterDrain?.(node);
+    await stopNode(ctx, node);
+    await startNode(ctx, node);
+    await uncordon(ctx, node);
+    await options.afterReturn?.(node);
+  }
+}
