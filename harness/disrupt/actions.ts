@@ -135,6 +135,30 @@ export function rolloutRestart(ctx: DisruptContext, w: Workload, timeoutMs = 180
   });
 }
 
+/**
+ * A rollout with a change to the pod template (a new image, env, or placement), merge-patched into
+ * spec.template, then kubectl rollout status.
+ */
+export function rollout(
+  ctx: DisruptContext,
+  w: Workload,
+  template: Record<string, unknown>,
+  what: string,
+  timeoutMs = 180_000,
+): Promise<void> {
+  return ctx.timeline.step("rollout", `${w.kind.toLowerCase()}/${w.name} (${what})`, async () => {
+    const body = { spec: { template } };
+    if (w.kind === "Deployment")
+      await ctx.k8s.apps.patchNamespacedDeployment(
+        { name: w.name, namespace: w.namespace, body },
+        mergePatch,
+      );
+    else
+      await ctx.k8s.apps.patchNamespacedDaemonSet({ name: w.name, namespace: w.namespace, body }, mergePatch);
+    await waitRolledOut(ctx.k8s, w, timeoutMs);
+  });
+}
+
 /** kubectl scale deployment, waiting until the new count is available. */
 export function scale(
   ctx: DisruptContext,
@@ -274,8 +298,26 @@ export async function rollKubeProxy(ctx: DisruptContext, nodes: string[], binary
     );
 }
 
+/**
+ * Labels a node node.kubernetes.io/exclude-from-external-load-balancers (or removes the label): load
+ * balancers, MetalLB's speakers included, stop sending traffic to it. A careful node roll does this
+ * before the node goes down, so the announcement moves while both nodes still forward.
+ */
+export function excludeFromLoadBalancers(ctx: DisruptContext, node: string, exclude: boolean): Promise<void> {
+  return ctx.timeline.step(exclude ? "exclude-from-lb" : "include-in-lb", node, async () => {
+    await ctx.k8s.core.patchNode(
+      { name: node, body: { metadata: { labels: { [EXCLUDE_FROM_LB_LABEL]: exclude ? "true" : null } } } },
+      mergePatch,
+    );
+  });
+}
+
+export const EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers";
+
 export interface NodeRollOptions {
   drainTimeoutMs?: number;
+  /** Runs after the cordon, before the drain (e.g. move load balancer announcements away). */
+  afterCordon?: (node: string) => Promise<void>;
   /** Runs after the drain, before the stop (e.g. wait for replacements to be ready elsewhere). */
   afterDrain?: (node: string) => Promise<void>;
   /** Runs after the node is back and uncordoned (e.g. wait for its pods to return). */
@@ -290,6 +332,7 @@ export async function rollNodes(
 ): Promise<void> {
   for (const node of nodes) {
     await cordon(ctx, node);
+    await options.afterCordon?.(node);
     await drain(ctx, node, {
       ...(options.drainTimeoutMs !== undefined && { timeoutMs: options.drainTimeoutMs }),
     });

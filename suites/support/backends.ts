@@ -46,6 +46,8 @@ function template(name: string, o: BackendOptions): V1PodTemplateSpec {
             maxSkew: 1,
             topologyKey: "kubernetes.io/hostname",
             whenUnsatisfiable: "DoNotSchedule",
+            // A cordoned node is not a domain to balance over: pods evicted from it may double up elsewhere.
+            nodeTaintsPolicy: "Honor",
             labelSelector: { matchLabels: { app: name } },
           },
         ],
