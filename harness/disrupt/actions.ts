@@ -1,4 +1,5 @@
 import { PatchStrategy, setHeaderOptions, type V1Pod, type V1Taint } from "@kubernetes/client-node";
+import { PLACEHOLDER_ANNOTATION } from "../cluster/local/agent/pod-worker.ts";
 import type { StartedCluster } from "../cluster/provider.ts";
 import { TphError } from "../core/errors.ts";
 import { sleep, waitFor } from "../core/wait.ts";
@@ -108,8 +109,16 @@ export function drain(
   });
 }
 
+/**
+ * Pods a drain leaves in place, as kubectl drain does: DaemonSet pods. The local provider's placeholder
+ * pods stand in for DaemonSet pods (MetalLB's speakers), so they stay too: evicting one would hide its
+ * speaker from memberlist and stop that node from ever announcing again.
+ */
 function isDaemonSetPod(p: V1Pod): boolean {
-  return (p.metadata?.ownerReferences ?? []).some((o) => o.kind === "DaemonSet");
+  return (
+    (p.metadata?.ownerReferences ?? []).some((o) => o.kind === "DaemonSet") ||
+    p.metadata?.annotations?.[PLACEHOLDER_ANNOTATION] !== undefined
+  );
 }
 
 export type Workload = { kind: "Deployment" | "DaemonSet"; namespace: string; name: string };
@@ -320,6 +329,8 @@ export interface NodeRollOptions {
   afterCordon?: (node: string) => Promise<void>;
   /** Runs after the drain, before the stop (e.g. wait for replacements to be ready elsewhere). */
   afterDrain?: (node: string) => Promise<void>;
+  /** How long a node stays down between stop and start, as a reboot takes. Default 0. */
+  downMs?: number;
   /** Runs after the node is back and uncordoned (e.g. wait for its pods to return). */
   afterReturn?: (node: string) => Promise<void>;
 }
@@ -338,6 +349,7 @@ export async function rollNodes(
     });
     await options.afterDrain?.(node);
     await stopNode(ctx, node);
+    if (options.downMs) await sleep(options.downMs);
     await startNode(ctx, node);
     await uncordon(ctx, node);
     await options.afterReturn?.(node);

@@ -158,6 +158,7 @@ async function main(): Promise<void> {
   const rate = Number(values.rate);
   const started = Date.now();
   const deadline = started + Number(values["max-seconds"]) * 1000;
+  let due = started - 1000 / Math.max(rate, 1);
   // Entries are batched into one write per few milliseconds: at 1000 requests/s a write per line would
   // cost more than the requests.
   let pending: string[] = [];
@@ -168,8 +169,10 @@ async function main(): Promise<void> {
   const flusher = setInterval(flush, 20);
   for (let seq = 0; seq < count && !stopped && Date.now() < deadline; seq++) {
     if (rate > 0) {
-      // Paced: request i is due at start + i/rate; a late loop catches up without sleeping.
-      const due = started + (seq * 1000) / rate;
+      // Paced: each request is due 1/rate after the previous one's due time; a loop that fell behind
+      // catches up without sleeping, but by at most a second's worth: after an outage of timeouts the
+      // client goes on at its rate instead of bursting every missed request at once.
+      due = Math.max(due + 1000 / rate, Date.now() - 1000);
       if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
     }
     // Await first: `pending` is swapped by flush() meanwhile, and must be read after the request.

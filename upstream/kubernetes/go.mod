@@ -1,4 +1,4 @@
-// Pins the Kubernetes release the local provider builds. Regenerate with upstream/pin-kubernetes.sh.
+// Pins the Kubernetes release the local provider builds. Regenerate with upstream/pin-kubernetes.sh kubernetes v1.37.2 k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/test/images/agnhost
 module tph.local/upstream/kubernetes
 
 go 1.26.0

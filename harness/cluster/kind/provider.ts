@@ -444,5 +444,26 @@ class KindNodeOperations implements NodeOperations {
     if (container) container.image = image;
     await apps.replaceNamespacedDaemonSet({ name: "kube-proxy", namespace: "kube-system", body: ds });
     await this.restartKubeProxy(node);
+    // Done when the node's new kube-proxy pod runs the image and is ready, as on the local provider.
+    const { core } = kubeClients(this.#state.kubeconfig);
+    await waitFor(
+      async () => {
+        const pods = await core.listNamespacedPod({
+          namespace: "kube-system",
+          labelSelector: "k8s-app=kube-proxy",
+          fieldSelector: `spec.nodeName=${node}`,
+        });
+        const ready = pods.items.find(
+          (p) =>
+            !p.metadata?.deletionTimestamp &&
+            p.spec?.containers[0]?.image === image &&
+            p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+        );
+        return ready
+          ? { done: true, value: undefined }
+          : { done: false, state: pods.items.map((p) => p.status?.phase) };
+      },
+      { description: `kube-proxy ${image} to be ready on ${node}`, timeoutMs: 120_000 },
+    );
   }
 }

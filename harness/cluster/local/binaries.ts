@@ -18,6 +18,7 @@ export type BinaryName =
   | "kube-controller-manager"
   | "kube-scheduler"
   | "kube-proxy"
+  | "kube-proxy-previous"
   | "agnhost"
   | "metallb-controller"
   | "speaker";
@@ -31,6 +32,19 @@ interface UpstreamModule {
   packages: Record<string, BinaryName>;
   /** Extra -X flags, given the version. */
   versionFlags(version: string): string[];
+}
+
+/** Without these, /version reports v0.0.0-master and compatibility versioning misbehaves. */
+function kubernetesVersionFlags(version: string): string[] {
+  const [major, minor] = version.replace(/^v/, "").split(".");
+  const pkg = "k8s.io/component-base/version";
+  return [
+    `-X ${pkg}.gitVersion=${version}`,
+    `-X ${pkg}.gitMajor=${major}`,
+    `-X ${pkg}.gitMinor=${minor}`,
+    `-X ${pkg}.gitTreeState=clean`,
+    `-X ${pkg}.buildDate=1970-01-01T00:00:00Z`,
+  ];
 }
 
 const MODULES: readonly UpstreamModule[] = [
@@ -50,18 +64,14 @@ const MODULES: readonly UpstreamModule[] = [
       "k8s.io/kubernetes/cmd/kube-proxy": "kube-proxy",
       "k8s.io/kubernetes/test/images/agnhost": "agnhost",
     },
-    // Without these, /version reports v0.0.0-master and compatibility versioning misbehaves.
-    versionFlags: (version) => {
-      const [major, minor] = version.replace(/^v/, "").split(".");
-      const pkg = "k8s.io/component-base/version";
-      return [
-        `-X ${pkg}.gitVersion=${version}`,
-        `-X ${pkg}.gitMajor=${major}`,
-        `-X ${pkg}.gitMinor=${minor}`,
-        `-X ${pkg}.gitTreeState=clean`,
-        `-X ${pkg}.buildDate=1970-01-01T00:00:00Z`,
-      ];
-    },
+    versionFlags: kubernetesVersionFlags,
+  },
+  {
+    // The kube-proxy of the previous minor release: what the kube-proxy version roll suite rolls between.
+    dir: "kube-proxy-previous",
+    pinned: "k8s.io/kubernetes",
+    packages: { "k8s.io/kubernetes/cmd/kube-proxy": "kube-proxy-previous" },
+    versionFlags: kubernetesVersionFlags,
   },
   {
     dir: "metallb",

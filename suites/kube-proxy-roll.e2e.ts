@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import { noDrops, ranThroughout } from "../harness/assert/verdicts.ts";
+import { rollKubeProxy } from "../harness/disrupt/actions.ts";
+import { deployProbeClients } from "../harness/traffic/clients.ts";
+import { waitServing } from "../harness/traffic/run-probe.ts";
+import { backendDeployment } from "./support/backends.ts";
+import { PROXY_MODES, useCluster } from "./support/cluster.ts";
+import { kubeProxyBuilds } from "./support/kube-proxy-versions.ts";
+import { useLedger } from "./support/ledger.ts";
+import { service, waitEndpoints, waitLoadBalancerIP } from "./support/workloads.ts";
+
+/**
+ * Pre-upgrade validation of kube-proxy: the cluster runs the previous minor release's kube-proxy, then
+ * it is rolled to the current one node by node (each healthy before the next) under external and
+ * in-cluster traffic. The rules in the kernel outlive the process, and the new version takes them over
+ * in place: no request may fail. Its negative control is the ledger itself (rollout-unsafe-drops shows
+ * the same traffic catching drops).
+ */
+describe.each(PROXY_MODES)("kube-proxy version roll (kube-proxy %s)", (mode) => {
+  const f = useCluster({ clusterName: `kproll${mode[0]}`, cluster: { proxyMode: mode } });
+  const ledger = useLedger();
+
+  it("rolls kube-proxy from the previous release to the current one with zero drops", async () => {
+    const ns = "default";
+    const nodes = (await f.cluster.nodes()).map((n) => n.name);
+    const { current, previous } = await kubeProxyBuilds(f.cluster, f.k8s);
+    expect(previous.version).not.toBe(current.version);
+    const ctx = ledger.disrupt(f.cluster, f.k8s);
+    // Setup, before any traffic: the cluster as it is before the upgrade.
+    await rollKubeProxy(ctx, nodes, previous.ref, previous.version);
+
+    await f.k8s.apps.createNamespacedDeployment({
+      namespace: ns,
+      body: backendDeployment("web", 2, { safe: true, spread: true }),
+    });
+    const cluster = await f.k8s.core.createNamespacedService({
+      namespace: ns,
+      body: service("web", "web", { type: "LoadBalancer", externalTrafficPolicy: "Cluster" }),
+    });
+    const local = await f.k8s.core.createNamespacedService({
+      namespace: ns,
+      body: { ...service("web-local", "web", { type: "LoadBalancer", externalTrafficPolicy: "Local" }) },
+    });
+    const clients = await deployProbeClients(f.k8s, ns, nodes);
+    await waitEndpoints(f.k8s, ns, "web", 2);
+    const lb = `${await waitLoadBalancerIP(f.k8s, ns, "web")}:80`;
+    const lbLocal = `${await waitLoadBalancerIP(f.k8s, ns, "web-local")}:80`;
+    await waitServing(f.cluster, { kind: "external" }, { target: lb });
+    await waitServing(f.cluster, { kind: "external" }, { target: lbLocal });
+
+    const traffic = await ledger.traffic(f.cluster, [
+      {
+        name: "external->lb(eTP=Cluster)",
+        source: { kind: "external" },
+        target: lb,
+        path: "/hostname",
+        rate: 50,
+      },
+      {
+        name: "external->lb(eTP=Local)",
+        source: { kind: "external" },
+        target: lbLocal,
+        path: "/hostname",
+        rate: 50,
+      },
+      ...[...clients].map(([node, pod]) => ({
+        name: `pod@${node}->clusterip`,
+        source: { kind: "pod" as const, namespace: ns, name: pod },
+        target: `${cluster.spec?.clusterIP}:80`,
+        path: "/hostname",
+        rate: 20,
+      })),
+      ...[...clients].map(([node, pod]) => ({
+        name: `pod@${node}->clusterip(local svc)`,
+        source: { kind: "pod" as const, namespace: ns, name: pod },
+        target: `${local.spec?.clusterIP}:80`,
+        path: "/hostname",
+        rate: 10,
+      })),
+    ]);
+    await traffic.flowing();
+    await new Promise((r) => setTimeout(r, 1_000));
+    await rollKubeProxy(ctx, nodes, current.ref, current.version);
+    await new Promise((r) => setTimeout(r, 3_000));
+    const { entries, exits } = await traffic.stop();
+    ledger.expect(ranThroughout(exits));
+    ledger.expect(noDrops(entries));
+    expect(ledger.timeline.events.filter((e) => e.target.endsWith(`→ ${current.version}`))).toHaveLength(
+      nodes.length,
+    );
+  });
+});

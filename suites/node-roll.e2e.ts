@@ -1,0 +1,109 @@
+import { PolicyV1Api } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import { dropsDetected, noDrops, ranThroughout, windows } from "../harness/assert/verdicts.ts";
+import { waitFor } from "../harness/core/wait.ts";
+import { excludeFromLoadBalancers, rollNodes } from "../harness/disrupt/actions.ts";
+import { announcingNode } from "../harness/metallb/announcer.ts";
+import { waitServing } from "../harness/traffic/run-probe.ts";
+import { backendDeployment } from "./support/backends.ts";
+import { PROXY_MODES, useCluster } from "./support/cluster.ts";
+import { useLedger } from "./support/ledger.ts";
+import { service, waitEndpoints, waitLoadBalancerIP, waitPodsReady } from "./support/workloads.ts";
+
+/**
+ * Every node rolled in turn under external traffic — cordon, move load balancing off the node
+ * (exclude-from-external-load-balancers: MetalLB re-elects an announcer while both nodes still forward),
+ * drain through a PodDisruptionBudget, stop, start, uncordon, take load balancing back — with a correct
+ * setup drops nothing. The node that announces the address is rolled too: that is the point.
+ */
+describe.each(PROXY_MODES)("node roll under traffic (kube-proxy %s)", (mode) => {
+  const f = useCluster({ clusterName: `nroll${mode[0]}`, cluster: { proxyMode: mode } });
+  const ledger = useLedger();
+  const ns = "default";
+
+  it("rolls every node with zero drops", async () => {
+    const nodes = (await f.cluster.nodes()).map((n) => n.name);
+    await f.k8s.apps.createNamespacedDeployment({
+      namespace: ns,
+      body: backendDeployment("web", 2, { safe: true, spread: true }),
+    });
+    await f.k8s.kubeconfig.makeApiClient(PolicyV1Api).createNamespacedPodDisruptionBudget({
+      namespace: ns,
+      body: {
+        metadata: { name: "web" },
+        spec: { minAvailable: 1, selector: { matchLabels: { app: "web" } } },
+      },
+    });
+    await f.k8s.core.createNamespacedService({
+      namespace: ns,
+      body: service("web", "web", { type: "LoadBalancer", externalTrafficPolicy: "Cluster" }),
+    });
+    await waitEndpoints(f.k8s, ns, "web", 2);
+    const lb = `${await waitLoadBalancerIP(f.k8s, ns, "web")}:80`;
+    await waitServing(f.cluster, { kind: "external" }, { target: lb });
+    const announcers: string[] = [];
+    const waitAnnouncer = (what: string, ok: (n: string | undefined) => boolean) =>
+      waitFor(
+        async () => {
+          const n = await announcingNode(f.k8s, ns, "web");
+          return ok(n) ? { done: true, value: n } : { done: false, state: n ?? "nobody" };
+        },
+        { description: `the address to be announced ${what}`, timeoutMs: 30_000, intervalMs: 100 },
+      );
+    announcers.push((await waitAnnouncer("by someone", Boolean)) as string);
+
+    const traffic = await ledger.traffic(f.cluster, [
+      { name: "external->lb", source: { kind: "external" }, target: lb, path: "/hostname", rate: 50 },
+    ]);
+    await traffic.flowing();
+    const ctx = ledger.disrupt(f.cluster, f.k8s);
+    await rollNodes(ctx, nodes, {
+      afterCordon: async (node) => {
+        await excludeFromLoadBalancers(ctx, node, true);
+        announcers.push((await waitAnnouncer(`off ${node}`, (n) => n !== undefined && n !== node)) as string);
+        // The new announcer's gratuitous ARP reaches the client; let one more second of traffic show it.
+        await new Promise((r) => setTimeout(r, 1_000));
+      },
+      afterReturn: async (node) => {
+        await excludeFromLoadBalancers(ctx, node, false);
+        await waitPodsReady(f.k8s, ns, "web", 2);
+      },
+    });
+    await new Promise((r) => setTimeout(r, 2_000));
+    const { entries, exits } = await traffic.stop();
+    ledger.expect(ranThroughout(exits));
+    ledger.expect(noDrops(entries));
+    // Every node was stopped once, and the announcement moved at least once: the roll was real.
+    expect(ledger.timeline.events.filter((e) => e.action === "stop-node").map((e) => e.target)).toEqual(
+      nodes,
+    );
+    expect(new Set(announcers).size).toBeGreaterThan(1);
+  });
+
+  it("negative control: the same roll of the announcing node without moving the announcement first drops", async () => {
+    const lb = `${await waitLoadBalancerIP(f.k8s, ns, "web")}:80`;
+    await waitPodsReady(f.k8s, ns, "web", 2);
+    await waitServing(f.cluster, { kind: "external" }, { target: lb });
+    // The announcement may still be settling after the last roll put the node back in; let it.
+    await new Promise((r) => setTimeout(r, 5_000));
+    const announcer = await announcingNode(f.k8s, ns, "web");
+    if (!announcer) return expect.fail("nobody announces the address");
+    const traffic = await ledger.traffic(f.cluster, [
+      { name: "external->lb", source: { kind: "external" }, target: lb, path: "/hostname", rate: 50 },
+    ]);
+    await traffic.flowing();
+    await rollNodes(ledger.disrupt(f.cluster, f.k8s), [announcer], {
+      // Down long enough for memberlist to notice (a reboot takes longer still).
+      downMs: 12_000,
+      afterReturn: () => waitPodsReady(f.k8s, ns, "web", 2).then(() => undefined),
+    });
+    await new Promise((r) => setTimeout(r, 2_000));
+    const { entries, exits } = await traffic.stop();
+    ledger.expect(ranThroughout(exits));
+    // The address goes dark from the stop until memberlist declares the node dead and another speaker
+    // takes over: the harness must show it.
+    const stop = ledger.timeline.events.find((e) => e.action === "stop-node");
+    if (!stop) return expect.fail("no stop on the timeline");
+    ledger.expect(dropsDetected(windows(entries, { start: stop.start, end: stop.end + 12_000 }).during));
+  });
+});
