@@ -3,6 +3,7 @@
  *   npm run bench                 warm figures (builds the binaries first if they are not cached)
  *   npm run bench -- --cold       also a cold build, with an empty GOCACHE
  *   npm run bench -- --runs 5     more bring-ups for the medians
+ *   npm run bench -- --suites     also the wall time of every e2e suite file (runs them all: ~25 min)
  *
  * - cold build: a fresh, empty GOCACHE (the module download cache is kept: fetching modules measures the
  *   network, not us)
@@ -10,6 +11,8 @@
  *   and every kube-proxy healthy (what `tph up` waits for)
  * - pod start: Pod created → Ready condition True, one pod at a time, polled every 20 ms
  * - down: `delete` until nothing is left
+ * - blackhole detection: an eTP Local NodePort loses its node's endpoint under continuous traffic; time
+ *   from the delete to the harness receiving the first failed request
  * - memory: peak RSS (VmHWM) of each control-plane process; RSS of each node's agent and kube-proxy
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -21,14 +24,21 @@ import { ensureBinaries } from "../harness/cluster/local/binaries.ts";
 import { localProvider } from "../harness/cluster/local/provider.ts";
 import type { StartedCluster } from "../harness/cluster/provider.ts";
 import { loadConfig } from "../harness/core/config.ts";
+import { run } from "../harness/core/exec.ts";
 import { createLogger } from "../harness/core/logger.ts";
-import { waitFor } from "../harness/core/wait.ts";
+import { sleep, waitFor } from "../harness/core/wait.ts";
 import { kubeClients } from "../harness/k8s/client.ts";
 import { announcingNode } from "../harness/metallb/announcer.ts";
 import { runProbe } from "../harness/traffic/run-probe.ts";
+import { startTraffic } from "../harness/traffic/stream.ts";
 
 const { values } = parseArgs({
-  options: { cold: { type: "boolean" }, runs: { type: "string" }, pods: { type: "string" } },
+  options: {
+    cold: { type: "boolean" },
+    runs: { type: "string" },
+    pods: { type: "string" },
+    suites: { type: "boolean" },
+  },
 });
 const runs = Number(values.runs ?? 3);
 const podCount = Number(values.pods ?? 10);
@@ -78,6 +88,8 @@ for (let i = 0; i < runs; i++) {
   downTimes.push(Date.now() - t1);
 }
 
+if (values.suites) await measureSuites();
+
 rows.unshift(["machine", `${(await import("node:os")).cpus().length} cores, node ${process.version}`]);
 rows.push([`warm up → apiserver /readyz (median of ${runs})`, seconds(median(apiserverTimes))]);
 rows.push([
@@ -121,6 +133,7 @@ async function measureWorkload(cluster: StartedCluster): Promise<void> {
 
   await measureProbe(cluster);
   await measureLoadBalancer(cluster);
+  await measureBlackholeDetection(cluster);
 
   const byComponent = new Map<string, number>();
   for (const s of await cluster.status()) {
@@ -291,6 +304,113 @@ async function measureLoadBalancer(cluster: StartedCluster): Promise<void> {
   await k8s.core.createNamespacedPod({ namespace: ns, body: localPod("local-b", nodes[1] ?? "") });
   const moved = (await firstOk(`${lip}:80`)) - moveAt;
   rows.push(["LoadBalancer eTP=Local: backend moved to another node → serving again", seconds(moved)]);
+}
+
+/**
+ * Time to detect a blackhole after its onset: continuous traffic to the NodePort of an
+ * externalTrafficPolicy Local Service on node A while A's only endpoint is deleted (grace 0) and node B
+ * keeps one. From the delete call, A drops the NodePort's packets once kube-proxy has synced; detection
+ * is when the harness receives the first failed entry (the stream's arrival, not the request's start).
+ * Per request timeout, since a drop is only known once the timeout expires.
+ */
+async function measureBlackholeDetection(cluster: StartedCluster): Promise<void> {
+  const k8s = kubeClients(cluster.kubeconfigPath);
+  const nodes = await cluster.nodes();
+  const [a, b] = nodes;
+  if (!a || !b) return;
+  const ns = "default";
+  const svc = await k8s.core.createNamespacedService({
+    namespace: ns,
+    body: {
+      metadata: { name: "bh" },
+      spec: {
+        type: "NodePort",
+        externalTrafficPolicy: "Local",
+        selector: { app: "bh" },
+        ports: [{ port: 80, targetPort: 8080 }],
+      },
+    },
+  });
+  const target = `${a.internalIP}:${svc.spec?.ports?.[0]?.nodePort}`;
+  for (const timeoutMs of [250, 500, 1000]) {
+    const times: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      const onA = `bh-a-${timeoutMs}-${run}`;
+      await k8s.core.createNamespacedPod({ namespace: ns, body: agnhostPod(onA, a.name, "bh") });
+      const onB = `bh-b-${timeoutMs}-${run}`;
+      await k8s.core.createNamespacedPod({ namespace: ns, body: agnhostPod(onB, b.name, "bh") });
+      await waitFor(
+        async () => {
+          const [e] = await runProbe(
+            cluster,
+            { kind: "external" },
+            { target, path: "/hostname", timeoutMs: 300 },
+          );
+          return e?.outcome === "ok" && e.body === onA
+            ? { done: true, value: undefined }
+            : { done: false, state: e?.outcome };
+        },
+        { description: `${target} served by ${onA}`, timeoutMs: 30_000, intervalMs: 50 },
+      );
+      let onset = 0;
+      let detected = 0;
+      const traffic = await startTraffic(
+        cluster,
+        [{ name: "external->nodeport@A", source: { kind: "external" }, target, rate: 200, timeoutMs }],
+        {
+          onEntry: (e) => {
+            if (onset && !detected && e.outcome !== "ok" && e.start >= onset) detected = Date.now();
+          },
+        },
+      );
+      await traffic.flowing();
+      await sleep(500);
+      onset = Date.now();
+      await k8s.core.deleteNamespacedPod({ name: onA, namespace: ns, gracePeriodSeconds: 0 });
+      await waitFor(
+        async () => (detected ? { done: true, value: undefined } : { done: false, state: "no failure yet" }),
+        { description: "the blackhole to show in the ledger", timeoutMs: 30_000, intervalMs: 10 },
+      );
+      const { entries } = await traffic.stop();
+      const first = entries.find((e) => e.outcome !== "ok" && e.start >= onset);
+      times.push(detected - onset);
+      process.stderr.write(
+        `blackhole detection (timeout ${timeoutMs} ms) run ${run + 1}: ${detected - onset} ms; first failed request started ${(first?.start ?? 0) - onset} ms after the delete (${first?.outcome})\n`,
+      );
+      await k8s.core.deleteNamespacedPod({ name: onB, namespace: ns, gracePeriodSeconds: 0 });
+    }
+    rows.push([
+      `blackhole onset (eTP Local endpoint deleted) → harness sees the drop, request timeout ${timeoutMs} ms (median of 3)`,
+      `${seconds(median(times))} (${times.map(seconds).join(", ")})`,
+    ]);
+  }
+}
+
+/** Wall time of each e2e suite file and of the whole e2e project, from vitest's JSON report. */
+async function measureSuites(): Promise<void> {
+  const out = join(await mkdtemp(join(tmpdir(), "tph-bench-")), "report.json");
+  const t = Date.now();
+  const r = await run(
+    [
+      join(config.repoRoot, "node_modules/.bin/vitest"),
+      "run",
+      "--project",
+      "e2e",
+      "--reporter=json",
+      `--outputFile=${out}`,
+    ],
+    { cwd: config.repoRoot, allowFailure: true },
+  );
+  const total = Date.now() - t;
+  const report = JSON.parse(await readFile(out, "utf8")) as {
+    testResults: { name: string; status: string; startTime: number; endTime: number }[];
+  };
+  for (const f of report.testResults.sort((x, y) => x.startTime - y.startTime))
+    rows.push([
+      `suite ${f.name.replace(`${config.repoRoot}/`, "")} (${f.status})`,
+      seconds(f.endTime - f.startTime),
+    ]);
+  rows.push([`all e2e suites (vitest exit ${r.exitCode})`, seconds(total)]);
 }
 
 /** An agnhost netexec pod bound straight to `node` (no scheduler in the measurement). */

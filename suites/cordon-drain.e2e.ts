@@ -19,7 +19,7 @@ import { service, waitEndpoints, waitLoadBalancerIP, waitPodsReady } from "./sup
 describe.each(PROXY_MODES)("cordon and drain under traffic (kube-proxy %s)", (mode) => {
   const f = useCluster({ clusterName: `drain${mode[0]}`, cluster: { proxyMode: mode } });
   const ledger = useLedger();
-  const ns = "default";
+  const ns = f.ns;
 
   async function setup(): Promise<{ paths: TrafficPath[]; nodes: string[] }> {
     const nodes = (await f.cluster.nodes()).map((n) => n.name);

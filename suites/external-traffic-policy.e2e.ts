@@ -29,7 +29,7 @@ describe.each(PROXY_MODES)("NodePort externalTrafficPolicy (kube-proxy %s)", (mo
   it.each(cases)(
     "$policy via the node $via an endpoint: $expect",
     async ({ policy, via, expect: expected }) => {
-      const ns = "default";
+      const ns = f.ns;
       const name = `web-${policy.toLowerCase()}-${via}`;
       const [withEndpoint, withoutEndpoint] = await f.cluster.nodes();
       if (!withEndpoint || !withoutEndpoint) return expect.fail("needs two nodes");

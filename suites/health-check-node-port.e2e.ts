@@ -21,7 +21,7 @@ describe.each(PROXY_MODES)("health-check node port (kube-proxy %s)", (mode) => {
   const ledger = useLedger();
 
   it("agrees with the EndpointSlices on every node over time, and is released for Cluster", async () => {
-    const ns = "default";
+    const ns = f.ns;
     const nodes = await f.cluster.nodes();
     const [a, b] = nodes;
     if (!a || !b) return expect.fail("needs two nodes");
@@ -77,7 +77,7 @@ describe.each(PROXY_MODES)("health-check node port (kube-proxy %s)", (mode) => {
 async function sample(f: ClusterFixture, nodes: ClusterNode[], hcnp: number): Promise<HealthSample[]> {
   const discovery = f.k8s.kubeconfig.makeApiClient(DiscoveryV1Api);
   const slices = await discovery.listNamespacedEndpointSlice({
-    namespace: "default",
+    namespace: f.ns,
     labelSelector: "kubernetes.io/service-name=web",
   });
   const ready = new Map<string, number>();

@@ -18,19 +18,19 @@ describe.each(PROXY_MODES)("internalTrafficPolicy Local (kube-proxy %s)", (mode)
     const [one, two] = await f.cluster.nodes();
     if (!one || !two) return expect.fail("needs two nodes");
     await f.k8s.core.createNamespacedPod({
-      namespace: "default",
+      namespace: f.ns,
       body: netexecPod("only", { node: one.name }),
     });
-    for (const n of [one, two]) await createClientPod(f.k8s, "default", `client-${n.name}`, n.name);
+    for (const n of [one, two]) await createClientPod(f.k8s, f.ns, `client-${n.name}`, n.name);
     const svc = await f.k8s.core.createNamespacedService({
-      namespace: "default",
+      namespace: f.ns,
       body: service("only", "only", { type: "ClusterIP", internalTrafficPolicy: "Local" }),
     });
-    await waitPodsReady(f.k8s, "default", "only", 1);
-    const clients = await waitPodsReady(f.k8s, "default", "client", 2);
-    await waitEndpoints(f.k8s, "default", "only", 1);
+    await waitPodsReady(f.k8s, f.ns, "only", 1);
+    const clients = await waitPodsReady(f.k8s, f.ns, "client", 2);
+    await waitEndpoints(f.k8s, f.ns, "only", 1);
     const target = `${svc.spec?.clusterIP}:80`;
-    const source = (node: string) => ({ kind: "pod", namespace: "default", name: `client-${node}` }) as const;
+    const source = (node: string) => ({ kind: "pod", namespace: f.ns, name: `client-${node}` }) as const;
 
     await waitServing(f.cluster, source(one.name), { target });
     const local = await ledger.probe(f.cluster, `pod@${one.name}->clusterip`, source(one.name), {
@@ -54,7 +54,7 @@ describe.each(PROXY_MODES)("internalTrafficPolicy Local (kube-proxy %s)", (mode)
     const nodes = await f.cluster.nodes();
     const pod = netexecPod("ds");
     await f.k8s.apps.createNamespacedDaemonSet({
-      namespace: "default",
+      namespace: f.ns,
       body: {
         metadata: { name: "ds" },
         spec: {
@@ -64,15 +64,15 @@ describe.each(PROXY_MODES)("internalTrafficPolicy Local (kube-proxy %s)", (mode)
       },
     });
     const svc = await f.k8s.core.createNamespacedService({
-      namespace: "default",
+      namespace: f.ns,
       body: service("ds", "ds", { type: "ClusterIP", internalTrafficPolicy: "Local" }),
     });
-    await waitPodsReady(f.k8s, "default", "ds", nodes.length);
-    await waitPodsReady(f.k8s, "default", "client", nodes.length);
-    await waitEndpoints(f.k8s, "default", "ds", nodes.length);
+    await waitPodsReady(f.k8s, f.ns, "ds", nodes.length);
+    await waitPodsReady(f.k8s, f.ns, "client", nodes.length);
+    await waitEndpoints(f.k8s, f.ns, "ds", nodes.length);
     const target = `${svc.spec?.clusterIP}:80`;
     for (const node of nodes) {
-      const source = { kind: "pod", namespace: "default", name: `client-${node.name}` } as const;
+      const source = { kind: "pod", namespace: f.ns, name: `client-${node.name}` } as const;
       await waitServing(f.cluster, source, { target });
       const entries = await ledger.probe(f.cluster, `pod@${node.name}->clusterip`, source, {
         target,
@@ -82,7 +82,7 @@ describe.each(PROXY_MODES)("internalTrafficPolicy Local (kube-proxy %s)", (mode)
       ledger.expect(noDrops(entries));
       // Served on the client's own node: every answer comes from that node's DaemonSet pod.
       const local = (
-        await f.k8s.core.listNamespacedPod({ namespace: "default", labelSelector: "app=ds" })
+        await f.k8s.core.listNamespacedPod({ namespace: f.ns, labelSelector: "app=ds" })
       ).items.find((p) => p.spec?.nodeName === node.name);
       expect(new Set(entries.map((e) => e.body))).toEqual(new Set([local?.metadata?.name]));
     }

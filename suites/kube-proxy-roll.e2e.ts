@@ -21,7 +21,7 @@ describe.each(PROXY_MODES)("kube-proxy version roll (kube-proxy %s)", (mode) => 
   const ledger = useLedger();
 
   it("rolls kube-proxy from the previous release to the current one with zero drops", async () => {
-    const ns = "default";
+    const ns = f.ns;
     const nodes = (await f.cluster.nodes()).map((n) => n.name);
     const { current, previous } = await kubeProxyBuilds(f.cluster, f.k8s);
     expect(previous.version).not.toBe(current.version);

@@ -32,15 +32,15 @@ describe("load skew with pods placed 3/1/0", () => {
     ] as const) {
       for (const name of names) {
         const pod = netexecPod(`${label}-${name}`, { node: node.name, labels: { app: label } });
-        await f.k8s.core.createNamespacedPod({ namespace: "default", body: pod });
+        await f.k8s.core.createNamespacedPod({ namespace: f.ns, body: pod });
       }
     }
     const svc = await f.k8s.core.createNamespacedService({
-      namespace: "default",
+      namespace: f.ns,
       body: service(label, label, { type: "LoadBalancer", externalTrafficPolicy: policy }),
     });
-    await waitPodsReady(f.k8s, "default", label, 4);
-    await waitEndpoints(f.k8s, "default", label, 4);
+    await waitPodsReady(f.k8s, f.ns, label, 4);
+    await waitEndpoints(f.k8s, f.ns, label, 4);
     const nodePort = svc.spec?.ports?.[0]?.nodePort;
     const hcnp = svc.spec?.healthCheckNodePort;
 

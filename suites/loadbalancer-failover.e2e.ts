@@ -18,7 +18,7 @@ describe("MetalLB announcement", () => {
   async function lbAddress(name: string): Promise<string> {
     return waitFor(
       async () => {
-        const svc = await f.k8s.core.readNamespacedService({ name, namespace: "default" });
+        const svc = await f.k8s.core.readNamespacedService({ name, namespace: f.ns });
         const ip = svc.status?.loadBalancer?.ingress?.[0]?.ip;
         return ip ? { done: true, value: ip } : { done: false, state: "pending" };
       },
@@ -29,7 +29,7 @@ describe("MetalLB announcement", () => {
   async function waitAnnouncer(name: string, want: (node: string | undefined) => boolean, what: string) {
     return waitFor(
       async () => {
-        const node = await announcingNode(f.k8s, "default", name);
+        const node = await announcingNode(f.k8s, f.ns, name);
         return want(node) ? { done: true, value: node } : { done: false, state: node ?? "nobody" };
       },
       { description: `${name} to be announced ${what}`, timeoutMs: 60_000, intervalMs: 100 },
@@ -39,7 +39,7 @@ describe("MetalLB announcement", () => {
   it("follows the only endpoint from node to node under externalTrafficPolicy Local", async () => {
     const nodes = (await f.cluster.nodes()).map((n) => n.name);
     await f.k8s.core.createNamespacedService({
-      namespace: "default",
+      namespace: f.ns,
       body: service("follow", "follow", { type: "LoadBalancer", externalTrafficPolicy: "Local" }),
     });
     const ip = await lbAddress("follow");
@@ -49,15 +49,15 @@ describe("MetalLB announcement", () => {
       if (i > 0)
         await f.k8s.core.deleteNamespacedPod({
           name: `follow-${i - 1}`,
-          namespace: "default",
+          namespace: f.ns,
           gracePeriodSeconds: 1,
         });
       const t0 = Date.now();
       await f.k8s.core.createNamespacedPod({
-        namespace: "default",
+        namespace: f.ns,
         body: netexecPod(pod, { node, labels: { app: "follow" } }),
       });
-      await waitPodsReady(f.k8s, "default", "follow", 1);
+      await waitPodsReady(f.k8s, f.ns, "follow", 1);
       expect(await waitAnnouncer("follow", (n) => n === node, `from ${node}`)).toBe(node);
       await waitServing(f.cluster, { kind: "external" }, { target: `${ip}:80` });
       timings.push(`${node} ${((Date.now() - t0) / 1000).toFixed(2)} s`);
@@ -71,15 +71,15 @@ describe("MetalLB announcement", () => {
     const ops = f.cluster.nodeOps;
     if (!ops) return expect.fail("needs node operations");
     await f.k8s.apps.createNamespacedDeployment({
-      namespace: "default",
+      namespace: f.ns,
       body: netexecDeployment("spread", 3),
     });
     await f.k8s.core.createNamespacedService({
-      namespace: "default",
+      namespace: f.ns,
       body: service("spread", "spread", { type: "LoadBalancer", externalTrafficPolicy: "Cluster" }),
     });
     const ip = await lbAddress("spread");
-    await waitPodsReady(f.k8s, "default", "spread", 3);
+    await waitPodsReady(f.k8s, f.ns, "spread", 3);
     await waitServing(f.cluster, { kind: "external" }, { target: `${ip}:80` });
     const victim = await waitAnnouncer("spread", (n) => n !== undefined, "by some node");
     if (!victim) return expect.fail("nobody announces");

@@ -22,7 +22,7 @@ describe.each(PROXY_MODES)("LoadBalancer via MetalLB L2 (kube-proxy %s)", (mode)
   it.each(variants)(
     "externalTrafficPolicy $policy: assigned from the pool, reachable from outside",
     async ({ policy, sourceIp }) => {
-      const ns = "default";
+      const ns = f.ns;
       const name = `lb-${policy.toLowerCase()}`;
       const createdAt = Date.now();
       await f.k8s.apps.createNamespacedDeployment({ namespace: ns, body: netexecDeployment(name, 2) });
@@ -82,18 +82,18 @@ describe.each(PROXY_MODES)("LoadBalancer with no endpoint under eTP Local (kube-
 
   it("is not announced, and the blackhole is caught", async () => {
     await f.k8s.core.createNamespacedService({
-      namespace: "default",
+      namespace: f.ns,
       body: service("nobody", "matches-nothing", { type: "LoadBalancer", externalTrafficPolicy: "Local" }),
     });
     const ip = await waitFor(
       async () => {
-        const svc = await f.k8s.core.readNamespacedService({ name: "nobody", namespace: "default" });
+        const svc = await f.k8s.core.readNamespacedService({ name: "nobody", namespace: f.ns });
         const assigned = svc.status?.loadBalancer?.ingress?.[0]?.ip;
         return assigned ? { done: true, value: assigned } : { done: false, state: svc.status };
       },
       { description: "an address for nobody", timeoutMs: 30_000, intervalMs: 100 },
     );
-    expect(await announcingNode(f.k8s, "default", "nobody")).toBeUndefined();
+    expect(await announcingNode(f.k8s, f.ns, "nobody")).toBeUndefined();
     const entries = await ledger.probe(
       f.cluster,
       "external->lb",

@@ -12,20 +12,20 @@ describe.each(PROXY_MODES)("service without endpoints (kube-proxy %s)", (mode) =
 
   it("refuses quickly, from outside and from a pod", async () => {
     const svc = await f.k8s.core.createNamespacedService({
-      namespace: "default",
+      namespace: f.ns,
       body: service("empty", "matches-nothing", { type: "NodePort" }),
     });
     const [node] = await f.cluster.nodes();
     if (!node) return expect.fail("no node");
-    await createClientPod(f.k8s, "default", "client", node.name);
-    await waitPodsReady(f.k8s, "default", "client", 1);
+    await createClientPod(f.k8s, f.ns, "client", node.name);
+    await waitPodsReady(f.k8s, f.ns, "client", 1);
     const paths = [
       {
         source: { kind: "external" } as const,
         target: `${node.internalIP}:${svc.spec?.ports?.[0]?.nodePort}`,
       },
       {
-        source: { kind: "pod", namespace: "default", name: "client" } as const,
+        source: { kind: "pod", namespace: f.ns, name: "client" } as const,
         target: `${svc.spec?.clusterIP}:80`,
       },
     ];

@@ -19,7 +19,7 @@ import { service, waitEndpoints, waitLoadBalancerIP, waitPodsReady } from "./sup
 describe.each(PROXY_MODES)("node roll under traffic (kube-proxy %s)", (mode) => {
   const f = useCluster({ clusterName: `nroll${mode[0]}`, cluster: { proxyMode: mode } });
   const ledger = useLedger();
-  const ns = "default";
+  const ns = f.ns;
 
   it("rolls every node with zero drops", async () => {
     const nodes = (await f.cluster.nodes()).map((n) => n.name);

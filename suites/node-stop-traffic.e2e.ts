@@ -28,7 +28,7 @@ const RECOVERY_BOUND_MS = 60_000;
 describe.each(PROXY_MODES)("node stop under traffic (kube-proxy %s)", (mode) => {
   const f = useCluster({ clusterName: `nstop${mode[0]}`, cluster: { proxyMode: mode } });
   const ledger = useLedger();
-  const ns = "default";
+  const ns = f.ns;
 
   it("eTP Cluster: traffic recovers once the node is NotReady; the recovery time is reported", async () => {
     const nodes = (await f.cluster.nodes()).map((n) => n.name);

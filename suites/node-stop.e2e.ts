@@ -21,10 +21,10 @@ describe("node stop and start", () => {
     const [, victim] = await f.cluster.nodes();
     if (!victim || !f.cluster.nodeOps) return expect.fail("needs two nodes and node operations");
     await f.k8s.core.createNamespacedPod({
-      namespace: "default",
+      namespace: f.ns,
       body: netexecPod("victim", { node: victim.name }),
     });
-    await waitPodsReady(f.k8s, "default", "victim", 1);
+    await waitPodsReady(f.k8s, f.ns, "victim", 1);
 
     await f.cluster.nodeOps.stop(victim.name);
     // The grace period runs from the last heartbeat, which may predate the stop by up to 10 s.
@@ -33,7 +33,7 @@ describe("node stop and start", () => {
     const lastRenew = new Date(lease.spec?.renewTime as unknown as string).getTime();
     const readiness = async () => {
       const node = await f.k8s.core.readNode({ name: victim.name });
-      const pod = await f.k8s.core.readNamespacedPod({ name: "victim", namespace: "default" });
+      const pod = await f.k8s.core.readNamespacedPod({ name: "victim", namespace: f.ns });
       return {
         node: node.status?.conditions?.find((c) => c.type === "Ready")?.status,
         pod: pod.status?.conditions?.find((c) => c.type === "Ready")?.status,

@@ -19,26 +19,26 @@ describe.each(PROXY_MODES)("pod to LoadBalancer IP (kube-proxy %s)", (mode) => {
     const [one, two] = await f.cluster.nodes();
     if (!one || !two) throw new Error("needs two nodes");
     await f.k8s.core.createNamespacedPod({
-      namespace: "default",
+      namespace: f.ns,
       body: netexecPod("web", { node: one.name }),
     });
-    await createClientPod(f.k8s, "default", "client", two.name);
+    await createClientPod(f.k8s, f.ns, "client", two.name);
     await f.k8s.core.createNamespacedService({
-      namespace: "default",
+      namespace: f.ns,
       body: service("web", "web", { type: "LoadBalancer", externalTrafficPolicy: "Local" }),
     });
-    await waitPodsReady(f.k8s, "default", "web", 1);
-    const [client] = await waitPodsReady(f.k8s, "default", "client", 1);
-    await waitEndpoints(f.k8s, "default", "web", 1);
+    await waitPodsReady(f.k8s, f.ns, "web", 1);
+    const [client] = await waitPodsReady(f.k8s, f.ns, "client", 1);
+    await waitEndpoints(f.k8s, f.ns, "web", 1);
     const ip = await waitFor(
       async () => {
-        const a = (await f.k8s.core.readNamespacedService({ name: "web", namespace: "default" })).status
+        const a = (await f.k8s.core.readNamespacedService({ name: "web", namespace: f.ns })).status
           ?.loadBalancer?.ingress?.[0]?.ip;
         return a ? { done: true, value: a } : { done: false, state: "pending" };
       },
       { description: "an LB address", timeoutMs: 30_000 },
     );
-    const source = { kind: "pod", namespace: "default", name: "client" } as const;
+    const source = { kind: "pod", namespace: f.ns, name: "client" } as const;
     await waitServing(f.cluster, source, { target: `${ip}:80` });
     const entries = await ledger.probe(f.cluster, `pod@${two.name}->lb`, source, {
       target: `${ip}:80`,

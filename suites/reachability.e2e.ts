@@ -17,7 +17,7 @@ describe.each(PROXY_MODES)("reachability (kube-proxy %s)", (mode) => {
   const f = useCluster({ clusterName: `reach${mode[0]}`, cluster: { proxyMode: mode } });
 
   it("serves ClusterIP and NodePort from every node's pods and from outside", async () => {
-    const ns = "default";
+    const ns = f.ns;
     await f.k8s.apps.createNamespacedDeployment({ namespace: ns, body: netexecDeployment("web", 4) });
     // One client pod per node, so every node's dataplane is exercised.
     const nodes = await f.cluster.nodes();

@@ -20,7 +20,7 @@ describe.each(PROXY_MODES)("unsafe rollout drops are detected (kube-proxy %s)", 
   const ledger = useLedger();
 
   it("drops during the rollout are caught and located", async () => {
-    const ns = "default";
+    const ns = f.ns;
     const nodes = (await f.cluster.nodes()).map((n) => n.name);
     await f.k8s.apps.createNamespacedDeployment({
       namespace: ns,

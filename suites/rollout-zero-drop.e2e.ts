@@ -25,7 +25,7 @@ describe.each(PROXY_MODES)("zero-drop rollout (kube-proxy %s)", (mode) => {
   const ledger = useLedger();
 
   it.each(variants)("$name: every request succeeds through the rollout", async ({ kind, policy }) => {
-    const ns = "default";
+    const ns = f.ns;
     const name = `web-${policy.toLowerCase()}`;
     const nodes = (await f.cluster.nodes()).map((n) => n.name);
     const workload: Workload = { kind, namespace: ns, name };

@@ -15,7 +15,7 @@ describe.each(PROXY_MODES)("terminating endpoints (kube-proxy %s)", (mode) => {
   const f = useCluster({ clusterName: `term${mode[0]}`, cluster: { proxyMode: mode, nodes: [{}] } });
 
   it("keep serving while terminating, then disappear", async () => {
-    const ns = "default";
+    const ns = f.ns;
     const delaySeconds = 5;
     await f.k8s.core.createNamespacedPod({
       namespace: ns,

@@ -19,7 +19,7 @@ describe.each(PROXY_MODES)("terminating fallback under eTP Local (kube-proxy %s)
   const ledger = useLedger();
 
   it("serves from the terminating pod while the health check says 503, then blackholes", async () => {
-    const ns = "default";
+    const ns = f.ns;
     const [a, b] = await f.cluster.nodes();
     if (!a || !b) return expect.fail("needs two nodes");
     const delay = 8;

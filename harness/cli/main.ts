@@ -95,7 +95,7 @@ const commands: Record<string, Command> = {
   run: {
     summary: "run the conformance suites: verdict table, JUnit and per-test ledgers; non-zero on any failure",
     usage:
-      "tph run [--provider local|kind] [--proxy-mode MODE] [--suite NAME[,NAME...]] [--artifacts DIR] [--retain]",
+      "tph run [--provider local|kind] [--proxy-mode MODE] [--suite NAME[,NAME...]] [--artifacts DIR] [--retain] [--use-running]",
     options: {
       ...common,
       "proxy-mode": {
@@ -111,6 +111,10 @@ const commands: Record<string, Command> = {
       retain: {
         type: "boolean",
         help: "keep each suite's cluster instead of deleting it, and print how to delete it",
+      },
+      "use-running": {
+        type: "boolean",
+        help: "run every suite on the running cluster --name (from `tph up`) instead of one cluster per suite",
       },
     },
     async run(config, values, logger) {
@@ -132,6 +136,7 @@ const commands: Record<string, Command> = {
               : [],
           artifacts: typeof values.artifacts === "string" ? values.artifacts : `artifacts/run-${stamp}`,
           retain: values.retain === true,
+          useRunning: values["use-running"] === true,
         },
         logger,
       );

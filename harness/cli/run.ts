@@ -1,12 +1,13 @@
 import { mkdir, readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { HarnessConfig } from "../core/config.ts";
-import { UsageError } from "../core/errors.ts";
+import { TphError, UsageError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 
 /**
  * `tph run`: the main job. Runs the conformance suites (vitest project `e2e`) on the chosen provider and
- * proxy mode; each suite brings its own cluster up and tears it down (kept with --retain). Writes JUnit
+ * proxy mode; each suite brings its own cluster up and tears it down (kept with --retain), or with
+ * --use-running all of them use the cluster `tph up` left running. Writes JUnit
  * XML and, per test, the JSON ledger of every request with its verdicts into the artifacts directory,
  * prints a verdict table, and returns non-zero on any failed verdict.
  */
@@ -14,6 +15,8 @@ export interface RunOptions {
   suites: string[];
   artifacts: string;
   retain: boolean;
+  /** Run every suite on the running cluster config.clusterName instead of one cluster per suite. */
+  useRunning?: boolean;
 }
 
 interface Row {
@@ -21,6 +24,41 @@ interface Row {
   test: string;
   state: string;
   ms: number;
+}
+
+/**
+ * --use-running: the suites attach to the cluster `tph up` left running (each in a namespace of its own)
+ * instead of bringing up one per suite. Its proxy mode is the one the suites run under. suites/local/
+ * tests the provider's own bring-up and teardown, so it cannot run on a borrowed cluster.
+ */
+async function useRunningCluster(
+  config: HarnessConfig,
+  chosen: string[],
+  explicit: boolean,
+  logger: Logger,
+): Promise<string[]> {
+  const { getProvider } = await import("../cluster/providers.ts");
+  const cluster = await getProvider(config.provider).attach(config, logger);
+  if (!cluster) {
+    throw new TphError(`no running ${config.provider} cluster named ${config.clusterName}`, {
+      hint: `start one with \`tph up --provider ${config.provider} --name ${config.clusterName}\`, or drop --use-running`,
+    });
+  }
+  const local = chosen.filter((s) => s.startsWith("local/"));
+  if (explicit && local.length > 0)
+    throw new UsageError(`${local.join(", ")} test the provider itself and cannot run with --use-running`);
+  const mode = cluster.versions.proxyMode;
+  if (process.env.TPH_PROXY_MODE && mode && process.env.TPH_PROXY_MODE !== mode)
+    throw new UsageError(
+      `--proxy-mode ${process.env.TPH_PROXY_MODE}, but cluster ${cluster.name} runs kube-proxy in ${mode} mode`,
+    );
+  if (mode) process.env.TPH_PROXY_MODE = mode;
+  process.env.TPH_REUSE_CLUSTER = config.clusterName;
+  process.env.TPH_REUSE_STATE_DIR = config.stateDir;
+  logger.info(
+    `using the running cluster ${cluster.name} (${(await cluster.nodes()).length} nodes, kube-proxy ${mode})`,
+  );
+  return chosen.filter((s) => !s.startsWith("local/"));
 }
 
 export async function listSuites(repoRoot: string, provider: string): Promise<string[]> {
@@ -41,7 +79,8 @@ export async function runSuites(config: HarnessConfig, options: RunOptions, logg
   if (unknown.length > 0) {
     throw new UsageError(`unknown suite(s): ${unknown.join(", ")}`, `available: ${available.join(", ")}`);
   }
-  const chosen = options.suites.length > 0 ? options.suites : available;
+  let chosen = options.suites.length > 0 ? options.suites : available;
+  if (options.useRunning) chosen = await useRunningCluster(config, chosen, options.suites.length > 0, logger);
   const artifacts = resolve(options.artifacts);
   await mkdir(artifacts, { recursive: true });
 
