@@ -134,7 +134,9 @@ export async function runSuites(config: HarnessConfig, options: RunOptions, logg
       `${verdict.padEnd(8)} ${r.suite.padEnd(28)} ${r.test.slice(0, width).padEnd(width)} ${(r.ms / 1000).toFixed(1)} s\n`,
     );
   }
-  process.stdout.write(`\n${rows.length - failed.length} passed, ${failed.length} failed\n`);
+  const passed = rows.filter((r) => r.state === "pass").length;
+  const skipped = rows.length - passed - failed.length;
+  process.stdout.write(`\n${passed} passed, ${failed.length} failed${skipped ? `, ${skipped} skipped` : ""}\n`);
   process.stdout.write(`artifacts: ${junit} and ${join(artifacts, "ledgers")}/\n`);
   const fileErrors = vitest.state
     .getFiles()

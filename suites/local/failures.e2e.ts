@@ -113,4 +113,28 @@ describe("tph gc", () => {
     expect(await leftovers(name, E2E_STATE_DIR)).toEqual([]);
     expect(await snapshotHost()).toEqual(before);
   });
+
+  it("leaves alone a cluster that belongs to another state directory (a user's own, during npm test)", async () => {
+    const name = "mine";
+    const theirs = {
+      TPH_STATE_DIR: await mkdtemp(join(tmpdir(), "tph-other-state-")),
+      TPH_NODE_SUBNET: "10.250.8.0/24",
+    };
+    const up = await tph(["up", "--name", name, "--nodes", "1"], { env: theirs });
+    expect(up.exitCode, up.stderr).toBe(0);
+    try {
+      // The e2e state directory's gc, with --all as the suites' global setup runs it.
+      const gc = await tph(["gc", "--all"]);
+      expect(gc.exitCode, gc.stderr).toBe(0);
+      expect(gc.stdout).not.toMatch(/cluster mine/);
+      const status = await tph(["status", "--name", name], { env: theirs });
+      expect(status.exitCode, status.stdout + status.stderr).toBe(0);
+      expect(status.stdout).not.toMatch(/not running|stopped/i);
+    } finally {
+      // The owner's gc is the control: from its own state directory the same cluster is removed.
+      const own = await tph(["gc", "--all"], { env: theirs });
+      expect(own.stdout).toMatch(/removed cluster mine/);
+      expect(await leftovers(name, theirs.TPH_STATE_DIR)).toEqual([]);
+    }
+  });
 });

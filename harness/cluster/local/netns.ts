@@ -43,6 +43,13 @@ export async function listHostLinks(prefix: string): Promise<string[]> {
   return links.map((l) => l.ifname).filter((n) => n.startsWith(prefix));
 }
 
+/** The alias of a host link ("" when it has none or does not exist). */
+export async function hostLinkAlias(name: string): Promise<string> {
+  const { stdout } = await run(["ip", "-j", "link", "show"]);
+  const links = JSON.parse(stdout || "[]") as { ifname: string; ifalias?: string }[];
+  return links.find((l) => l.ifname === name)?.ifalias ?? "";
+}
+
 export async function deleteHostLink(name: string, logger?: Logger): Promise<void> {
   if (!(await listHostLinks(name)).includes(name)) return;
   // Deleting the bridge namespace takes the veth's host end with it, asynchronously: a link that vanished

@@ -121,7 +121,20 @@ export function checkHostCollisions(plan: NetworkPlan, routes: HostRoute[]): voi
 }
 
 /** Creates the bridge namespace, the host link and the control plane namespace; pushes their removal. */
-export async function createNetwork(plan: NetworkPlan, stack: CleanupStack, logger: Logger): Promise<void> {
+/**
+ * Creates the bridge, the host link and the control-plane namespace. `owner` (the cluster's state
+ * directory) is written as the host link's alias, so `tph gc` run with another state directory (the e2e
+ * suites', say) can tell this cluster is someone else's and leave it alone.
+ */
+/** The host link's alias: "tph-state:<state dir>" (see createNetwork). */
+export const OWNER_ALIAS_PREFIX = "tph-state:";
+
+export async function createNetwork(
+  plan: NetworkPlan,
+  stack: CleanupStack,
+  logger: Logger,
+  owner: string,
+): Promise<void> {
   const opts = { logger };
   await createNamespace(plan.bridgeNs, logger);
   stack.push(`delete namespace ${plan.bridgeNs}`, () => deleteNamespace(plan.bridgeNs, logger));
@@ -136,6 +149,7 @@ export async function createNetwork(plan: NetworkPlan, stack: CleanupStack, logg
   stack.push(`delete host link ${plan.hostLink}`, () => deleteHostLink(plan.hostLink, logger));
   await run(["ip", "-n", plan.bridgeNs, "link", "set", "host", "master", "br0", "up"], opts);
   await run(["ip", "addr", "add", `${plan.hostIP}/${plan.prefix}`, "dev", plan.hostLink], opts);
+  await run(["ip", "link", "set", plan.hostLink, "alias", `${OWNER_ALIAS_PREFIX}${owner}`], opts);
   await run(["ip", "link", "set", plan.hostLink, "up"], opts);
 
   await attachNamespace(plan, plan.controlPlaneNs, "cp", plan.controlPlaneIP, stack, logger);

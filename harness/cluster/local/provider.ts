@@ -31,8 +31,14 @@ import {
   waitHealthy,
 } from "./control-plane.ts";
 import { installMetallb, startSpeaker } from "./metallb.ts";
-import { hostRoutes, listHostLinks, listNamespaces } from "./netns.ts";
-import { attachNamespace, checkHostCollisions, createNetwork, planNetwork } from "./network.ts";
+import { hostLinkAlias, hostRoutes, listHostLinks, listNamespaces } from "./netns.ts";
+import {
+  attachNamespace,
+  checkHostCollisions,
+  createNetwork,
+  OWNER_ALIAS_PREFIX,
+  planNetwork,
+} from "./network.ts";
 import {
   bringLinkUp,
   type LocalNode,
@@ -130,7 +136,7 @@ export const localProvider: ClusterProvider = {
         await saveState(state);
 
         logger.step(`creating network ${plan.subnet} (host link ${plan.hostLink} = ${plan.hostIP})`);
-        await createNetwork(plan, stack, logger);
+        await createNetwork(plan, stack, logger, config.stateDir);
         signal.throwIfAborted();
 
         logger.step("generating certificates and kubeconfigs");
@@ -263,6 +269,11 @@ export const localProvider: ClusterProvider = {
     }
     for (const link of await listHostLinks(NAME_PREFIX)) names.add(link.slice(NAME_PREFIX.length));
     for (const name of names) {
+      const owner = await ownerElsewhere(config, name);
+      if (owner) {
+        logger.debug(`leaving cluster ${name} alone: it belongs to state directory ${owner}`);
+        continue;
+      }
       const verdict = await leftoverVerdict(config, name);
       if (verdict === "live" && !options.all) {
         logger.info(`keeping cluster ${name}: it is running (tph down --name ${name} removes it)`);
@@ -274,6 +285,20 @@ export const localProvider: ClusterProvider = {
     return removed;
   },
 };
+
+/**
+ * The state directory of another tph that owns cluster `name`, if its host link says so and that
+ * directory still holds the cluster's state: then it is not this state directory's garbage (e2e runs
+ * must never tear down a user's own cluster of the same machine).
+ */
+async function ownerElsewhere(config: HarnessConfig, name: string): Promise<string | undefined> {
+  if (await loadState(config.stateDir, name)) return undefined;
+  const alias = await hostLinkAlias(`${NAME_PREFIX}${name}`);
+  if (!alias.startsWith(OWNER_ALIAS_PREFIX)) return undefined;
+  const owner = alias.slice(OWNER_ALIAS_PREFIX.length);
+  if (owner === config.stateDir) return undefined;
+  return (await loadState(owner, name)) ? owner : undefined;
+}
 
 /** live: bring-up finished and the apiserver still runs; otherwise why it is garbage. */
 async function leftoverVerdict(
