@@ -58,11 +58,13 @@ describe.each(PROXY_MODES)("NodePort externalTrafficPolicy (kube-proxy %s)", (mo
         { kind: "external" },
         {
           target: `${node.internalIP}:${nodePort}`,
-          path: "/clientip",
+          // Each entry: who served (/hostname) and the source IP it saw (/clientip), on one connection.
+          identify: true,
           count: 3,
           timeoutMs: 1_500,
         },
       );
+      for (const e of entries.filter((x) => x.outcome === "ok")) expect(e.servedBy).toBe(name);
       const clientIP = f.cluster.network.clientIP;
       if (expected === "SourceIpPreserved") ledger.expect(sourceIpPreserved(entries, clientIP));
       if (expected === "Dropped") ledger.expect(blackholed(entries, "timeout"));

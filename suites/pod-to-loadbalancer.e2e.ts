@@ -1,7 +1,7 @@
 import { describe, it } from "vitest";
-import { sourceIpPreserved } from "../harness/assert/verdicts.ts";
+import { blackholed, sourceIpPreserved } from "../harness/assert/verdicts.ts";
 import { waitFor } from "../harness/core/wait.ts";
-import { waitServing } from "../harness/traffic/run-probe.ts";
+import { waitOutcome, waitServing } from "../harness/traffic/run-probe.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
 import { createClientPod, netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
@@ -46,5 +46,21 @@ describe.each(PROXY_MODES)("pod to LoadBalancer IP (kube-proxy %s)", (mode) => {
       count: 10,
     });
     ledger.expect(sourceIpPreserved(entries, client?.status?.podIP ?? ""));
+
+    // Negative control, same client, same backend: the ClusterIP of a Service with
+    // internalTrafficPolicy Local has no endpoint on the client's node, so the same pod is blackholed.
+    const local = await f.k8s.core.createNamespacedService({
+      namespace: f.ns,
+      body: service("web-itp-local", "web", { type: "ClusterIP", internalTrafficPolicy: "Local" }),
+    });
+    await waitEndpoints(f.k8s, f.ns, "web-itp-local", 1);
+    const target = `${local.spec?.clusterIP}:80`;
+    await waitOutcome(f.cluster, source, { target, timeoutMs: 500 }, "timeout");
+    const dropped = await ledger.probe(f.cluster, `pod@${two.name}->clusterip(iTP=Local)`, source, {
+      target,
+      count: 3,
+      timeoutMs: 1_000,
+    });
+    ledger.expect(blackholed(dropped, "timeout"));
   });
 });

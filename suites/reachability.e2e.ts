@@ -1,9 +1,12 @@
 import { describe, expect, it } from "vitest";
+import { blackholed, noDrops } from "../harness/assert/verdicts.ts";
 import { clientIpOf, outcomeOf, runProbe, waitServing } from "../harness/traffic/run-probe.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
+import { useLedger } from "./support/ledger.ts";
 import {
   createClientPod,
   netexecDeployment,
+  netexecPod,
   service,
   waitEndpoints,
   waitPodsReady,
@@ -15,6 +18,7 @@ import {
  */
 describe.each(PROXY_MODES)("reachability (kube-proxy %s)", (mode) => {
   const f = useCluster({ clusterName: `reach${mode[0]}`, cluster: { proxyMode: mode } });
+  const ledger = useLedger();
 
   it("serves ClusterIP and NodePort from every node's pods and from outside", async () => {
     const ns = f.ns;
@@ -56,5 +60,43 @@ describe.each(PROXY_MODES)("reachability (kube-proxy %s)", (mode) => {
       // ClusterIP traffic from a pod is not masqueraded: the backend sees the client pod's own IP.
       for (const e of entries) expect(clientIpOf(e)).toBe(client.status?.podIP);
     }
+  });
+
+  it("negative control: a NodePort with externalTrafficPolicy Local on a node without its pod is caught as dropped", async () => {
+    const ns = f.ns;
+    const [one, two] = await f.cluster.nodes();
+    if (!one || !two) return expect.fail("needs two nodes");
+    await f.k8s.core.createNamespacedPod({ namespace: ns, body: netexecPod("only", { node: one.name }) });
+    const svc = await f.k8s.core.createNamespacedService({
+      namespace: ns,
+      body: service("only", "only", { type: "NodePort", externalTrafficPolicy: "Local" }),
+    });
+    await waitEndpoints(f.k8s, ns, "only", 1);
+    const nodePort = svc.spec?.ports?.[0]?.nodePort as number;
+    await waitServing(f.cluster, { kind: "external" }, { target: `${one.internalIP}:${nodePort}` });
+    ledger.expect(
+      noDrops(
+        await ledger.probe(
+          f.cluster,
+          `external->nodeport@${one.name}`,
+          { kind: "external" },
+          {
+            target: `${one.internalIP}:${nodePort}`,
+            count: 5,
+          },
+        ),
+      ),
+    );
+    const dropped = await ledger.probe(
+      f.cluster,
+      `external->nodeport@${two.name}`,
+      { kind: "external" },
+      {
+        target: `${two.internalIP}:${nodePort}`,
+        count: 3,
+        timeoutMs: 1_000,
+      },
+    );
+    ledger.expect(blackholed(dropped, "timeout"));
   });
 });

@@ -23,7 +23,12 @@ const MAX_EVIDENCE = 20;
 
 export function describeEntry(e: LedgerEntry): string {
   const at = new Date(e.start).toISOString().slice(11, 23);
-  return `#${e.seq} ${at} ${e.path} → ${e.outcome}${e.error ? ` (${e.error})` : ""}${e.body && e.outcome === "ok" ? ` "${e.body}"` : ""} in ${e.end - e.start} ms`;
+  const answer = e.servedBy
+    ? ` served by ${e.servedBy}, saw ${e.clientIp}`
+    : e.body && e.outcome === "ok"
+      ? ` "${e.body}"`
+      : "";
+  return `#${e.seq} ${at} ${e.path} → ${e.outcome}${e.error ? ` (${e.error})` : ""}${answer} in ${e.end - e.start} ms`;
 }
 
 function verdict(name: string, entries: LedgerEntry[], broken: LedgerEntry[], what: string): Verdict {
@@ -44,7 +49,8 @@ function verdict(name: string, entries: LedgerEntry[], broken: LedgerEntry[], wh
 
 /** The address part of agnhost's /clientip answer ("10.250.0.200:41234" → "10.250.0.200"). */
 export function seenSourceIp(e: ProbeEntry): string | undefined {
-  return e.outcome === "ok" ? e.body?.replace(/:\d+$/, "") : undefined;
+  if (e.outcome !== "ok") return undefined;
+  return e.clientIp ?? e.body?.replace(/:\d+$/, "");
 }
 
 /** Every request succeeded. */
@@ -155,9 +161,12 @@ export function healthCheckMatchesEndpoints(samples: HealthSample[]): Verdict {
 
 /** Share of successful requests per backend (from agnhost's /hostname answers). */
 export function loadShares(entries: LedgerEntry[]): Map<string, number> {
-  const ok = entries.filter((e) => e.outcome === "ok" && e.body);
+  const ok = entries.filter((e) => e.outcome === "ok" && (e.servedBy ?? e.body));
   const counts = new Map<string, number>();
-  for (const e of ok) counts.set(e.body as string, (counts.get(e.body as string) ?? 0) + 1);
+  for (const e of ok) {
+    const pod = (e.servedBy ?? e.body) as string;
+    counts.set(pod, (counts.get(pod) ?? 0) + 1);
+  }
   return new Map([...counts].map(([pod, n]) => [pod, n / Math.max(ok.length, 1)]));
 }
 

@@ -136,7 +136,9 @@ export async function runSuites(config: HarnessConfig, options: RunOptions, logg
   }
   const passed = rows.filter((r) => r.state === "pass").length;
   const skipped = rows.length - passed - failed.length;
-  process.stdout.write(`\n${passed} passed, ${failed.length} failed${skipped ? `, ${skipped} skipped` : ""}\n`);
+  process.stdout.write(
+    `\n${passed} passed, ${failed.length} failed${skipped ? `, ${skipped} skipped` : ""}\n`,
+  );
   process.stdout.write(`artifacts: ${junit} and ${join(artifacts, "ledgers")}/\n`);
   const fileErrors = vitest.state
     .getFiles()

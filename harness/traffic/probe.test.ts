@@ -14,6 +14,7 @@ const silent = createTcpServer(() => {}); // accepts and never answers: an HTTP 
 beforeAll(async () => {
   http = createServer((req, res) => {
     if (req.url === "/fail") res.writeHead(503).end("no");
+    else if (req.url === "/hostname") res.end("web-1");
     else res.end(`${req.socket.remoteAddress}:${req.socket.remotePort}`);
   });
   await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
@@ -34,6 +35,20 @@ afterAll(() => {
 const base = { host: "127.0.0.1", path: "/", mode: "http" as const, timeoutMs: 300 };
 
 describe("probeOnce", () => {
+  it("--identify: who served and whom it saw, asked on one connection", async () => {
+    let connections = 0;
+    const count = () => connections++;
+    http.on("connection", count);
+    const e = await probeOnce(3, { ...base, port, identify: true });
+    http.off("connection", count);
+    expect(e).toMatchObject({ seq: 3, outcome: "ok", servedBy: "web-1", clientIp: "127.0.0.1" });
+    expect(connections).toBe(1);
+    // A failure on the first request is the entry's outcome.
+    expect(await probeOnce(0, { ...base, port: closedPort, identify: true })).toMatchObject({
+      outcome: "refused",
+    });
+  });
+
   it("ok, with the body the server sent", async () => {
     const e = await probeOnce(7, { ...base, port });
     expect(e).toMatchObject({ seq: 7, outcome: "ok", status: 200 });

@@ -9,7 +9,7 @@
  *
  * usage: probe.ts --target HOST:PORT [--path /clientip] [--mode http|keepalive|tcp] [--count N]
  *                 [--rate PER_SECOND] [--interval-ms MS]
- *                 [--timeout-ms MS] [--max-seconds S]
+ *                 [--timeout-ms MS] [--max-seconds S] [--identify]
  * Every run is bounded: at most --count requests (default 1) and --max-seconds of wall time (default 60).
  * --count 0 means "until stopped": the probe runs until its stdin closes (or SIGTERM), still within
  * --max-seconds. That is how continuous traffic runs through a disruption of unknown length.
@@ -28,6 +28,9 @@ export interface ProbeEntry {
   status?: number;
   body?: string;
   error?: string;
+  /** --identify: the pod that served (agnhost's /hostname) and the source IP it saw (/clientip). */
+  servedBy?: string;
+  clientIp?: string;
 }
 
 export interface ProbeOptions {
@@ -38,9 +41,36 @@ export interface ProbeOptions {
   /** For keepalive mode: the one connection requests reuse (http.Agent with keepAlive, one socket). */
   agent?: Agent;
   timeoutMs: number;
+  /**
+   * Ask agnhost netexec who served and whom it saw: /hostname then /clientip on one connection, so
+   * both answers come from the same backend (a connection is bound to one endpoint) and the entry
+   * carries both. Costs a second request per entry. HTTP modes only.
+   */
+  identify?: boolean;
 }
 
-export function probeOnce(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
+export async function probeOnce(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
+  if (!o.identify || o.mode === "tcp") return probeRequest(seq, o);
+  // One connection for both requests: a fresh keep-alive agent with a single socket.
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const who = await probeRequest(seq, { ...o, mode: "keepalive", agent, path: "/hostname" });
+    if (who.outcome !== "ok") return who;
+    const seen = await probeRequest(seq, { ...o, mode: "keepalive", agent, path: "/clientip" });
+    const clientIp = seen.outcome === "ok" ? seen.body?.replace(/:\d+$/, "") : undefined;
+    return {
+      ...seen,
+      start: who.start,
+      body: seen.body,
+      ...(who.body !== undefined && { servedBy: who.body }),
+      ...(clientIp !== undefined && { clientIp }),
+    };
+  } finally {
+    agent.destroy();
+  }
+}
+
+function probeRequest(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
   const start = Date.now();
   return new Promise((resolve) => {
     let settled = false;
@@ -127,6 +157,7 @@ async function main(): Promise<void> {
       rate: { type: "string", default: "0" },
       "timeout-ms": { type: "string", default: "2000" },
       "max-seconds": { type: "string", default: "60" },
+      identify: { type: "boolean", default: false },
     },
   });
   const match = /^(.+):(\d+)$/.exec(values.target ?? "");
@@ -142,6 +173,7 @@ async function main(): Promise<void> {
     path: values.path ?? "/",
     mode: values.mode,
     timeoutMs: Number(values["timeout-ms"]),
+    identify: values.identify === true,
     ...(values.mode === "keepalive" && { agent: new Agent({ keepAlive: true, maxSockets: 1 }) }),
   };
   const untilStopped = Number(values.count) === 0;

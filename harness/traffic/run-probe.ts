@@ -16,6 +16,8 @@ export interface ProbeRequest {
   count?: number;
   intervalMs?: number;
   timeoutMs?: number;
+  /** Record who served and the source IP it saw, both per request (probe --identify). */
+  identify?: boolean;
 }
 
 /** The probe program on this machine (pods of the local provider and its external client run it from here). */
@@ -53,6 +55,7 @@ export function probeFlags(req: ProbeRequest, count: number, timeoutMs: number):
     `--interval-ms=${req.intervalMs ?? 0}`,
     `--rate=${req.rate ?? 0}`,
     `--timeout-ms=${timeoutMs}`,
+    ...(req.identify ? ["--identify"] : []),
   ];
 }
 
