@@ -125,23 +125,14 @@ export type Workload = { kind: "Deployment" | "DaemonSet"; namespace: string; na
 
 /** kubectl rollout restart, then kubectl rollout status: resolves once every replica is new and available. */
 export function rolloutRestart(ctx: DisruptContext, w: Workload, timeoutMs = 180_000): Promise<void> {
-  return ctx.timeline.step("rollout-restart", `${w.kind.toLowerCase()}/${w.name}`, async () => {
-    const body = {
-      spec: {
-        template: {
-          metadata: { annotations: { "kubectl.kubernetes.io/restartedAt": new Date().toISOString() } },
-        },
-      },
-    };
-    if (w.kind === "Deployment")
-      await ctx.k8s.apps.patchNamespacedDeployment(
-        { name: w.name, namespace: w.namespace, body },
-        mergePatch,
-      );
-    else
-      await ctx.k8s.apps.patchNamespacedDaemonSet({ name: w.name, namespace: w.namespace, body }, mergePatch);
-    await waitRolledOut(ctx.k8s, w, timeoutMs);
-  });
+  return ctx.timeline.step("rollout-restart", `${w.kind.toLowerCase()}/${w.name}`, () =>
+    patchTemplateAndWait(
+      ctx.k8s,
+      w,
+      { metadata: { annotations: { "kubectl.kubernetes.io/restartedAt": new Date().toISOString() } } },
+      timeoutMs,
+    ),
+  );
 }
 
 /**
@@ -155,17 +146,21 @@ export function rollout(
   what: string,
   timeoutMs = 180_000,
 ): Promise<void> {
-  return ctx.timeline.step("rollout", `${w.kind.toLowerCase()}/${w.name} (${what})`, async () => {
-    const body = { spec: { template } };
-    if (w.kind === "Deployment")
-      await ctx.k8s.apps.patchNamespacedDeployment(
-        { name: w.name, namespace: w.namespace, body },
-        mergePatch,
-      );
-    else
-      await ctx.k8s.apps.patchNamespacedDaemonSet({ name: w.name, namespace: w.namespace, body }, mergePatch);
-    await waitRolledOut(ctx.k8s, w, timeoutMs);
-  });
+  return ctx.timeline.step("rollout", `${w.kind.toLowerCase()}/${w.name} (${what})`, () =>
+    patchTemplateAndWait(ctx.k8s, w, template, timeoutMs),
+  );
+}
+
+async function patchTemplateAndWait(
+  k8s: KubeClients,
+  w: Workload,
+  template: Record<string, unknown>,
+  timeoutMs: number,
+): Promise<void> {
+  const request = { name: w.name, namespace: w.namespace, body: { spec: { template } } };
+  if (w.kind === "Deployment") await k8s.apps.patchNamespacedDeployment(request, mergePatch);
+  else await k8s.apps.patchNamespacedDaemonSet(request, mergePatch);
+  await waitRolledOut(k8s, w, timeoutMs);
 }
 
 /** kubectl scale deployment, waiting until the new count is available. */

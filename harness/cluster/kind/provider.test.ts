@@ -201,3 +201,43 @@ describe("kind provider --retain", () => {
     );
   });
 });
+
+describe("kind traffic sources", () => {
+  it("runs the probe in the client container and, for pods, with kubectl exec into a probe client", async () => {
+    const { mkdir, writeFile } = await import("node:fs/promises");
+    await mkdir(join(stateDir, "x"), { recursive: true });
+    const state = {
+      name: "x",
+      provider: "kind",
+      phase: "ready",
+      ownerPid: process.pid,
+      kindName: "tph-x",
+      kubeconfig: join(stateDir, "x", "kubeconfig"),
+      client: { id: "c0ffee", ip: "172.18.0.9" },
+      proxyMode: "iptables",
+    };
+    await writeFile(join(stateDir, "x", "state.json"), JSON.stringify(state));
+    const cluster = await createKindProvider(neverClient).attach(config(), createMemoryLogger());
+    if (!cluster) return expect.fail("attach found no cluster");
+    expect(await cluster.probeArgv({ kind: "external" })).toEqual([
+      "docker",
+      "exec",
+      "-i",
+      "c0ffee",
+      "node",
+      "/tph/probe.ts",
+    ]);
+    expect(await cluster.probeArgv({ kind: "pod", namespace: "ns1", name: "tph-probe-abc" })).toEqual([
+      "kubectl",
+      `--kubeconfig=${state.kubeconfig}`,
+      "exec",
+      "-i",
+      "--namespace=ns1",
+      "tph-probe-abc",
+      "--container=probe",
+      "--",
+      "node",
+      "/tph/probe.ts",
+    ]);
+  });
+});
