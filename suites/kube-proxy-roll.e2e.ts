@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { noDrops, ranThroughout } from "../harness/assert/verdicts.ts";
-import { rollKubeProxy } from "../harness/disrupt/actions.ts";
+import { dropsDetected, noDrops, ranThroughout, recoveredWithin } from "../harness/assert/verdicts.ts";
+import { restartKubeProxy, rollKubeProxy, rolloutRestart } from "../harness/disrupt/actions.ts";
 import { deployProbeClients } from "../harness/traffic/clients.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
 import { backendDeployment } from "./support/backends.ts";
@@ -13,8 +13,8 @@ import { service, waitEndpoints, waitLoadBalancerIP } from "./support/workloads.
  * Pre-upgrade validation of kube-proxy: the cluster runs the previous minor release's kube-proxy, then
  * it is rolled to the current one node by node (each healthy before the next) under external and
  * in-cluster traffic. The rules in the kernel outlive the process, and the new version takes them over
- * in place: no request may fail. Its negative control is the ledger itself (rollout-unsafe-drops shows
- * the same traffic catching drops).
+ * in place: no request may fail. The negative control: a node whose new kube-proxy never starts keeps
+ * serving from stale rules until the endpoints move, and then drops; the harness must see it.
  */
 describe.each(PROXY_MODES)("kube-proxy version roll (kube-proxy %s)", (mode) => {
   const f = useCluster({ clusterName: `kproll${mode[0]}`, cluster: { proxyMode: mode } });
@@ -81,6 +81,8 @@ describe.each(PROXY_MODES)("kube-proxy version roll (kube-proxy %s)", (mode) => 
     await traffic.flowing();
     await new Promise((r) => setTimeout(r, 1_000));
     await rollKubeProxy(ctx, nodes, current.ref, current.version);
+    // A plain restart of the new version, too, as a config change or a crash-loop recovery does.
+    for (const node of nodes) await restartKubeProxy(ctx, node);
     await new Promise((r) => setTimeout(r, 3_000));
     const { entries, exits } = await traffic.stop();
     ledger.expect(ranThroughout(exits));
@@ -88,5 +90,53 @@ describe.each(PROXY_MODES)("kube-proxy version roll (kube-proxy %s)", (mode) => 
     expect(ledger.timeline.events.filter((e) => e.target.endsWith(`→ ${current.version}`))).toHaveLength(
       nodes.length,
     );
+  });
+
+  it("negative control: a node whose new kube-proxy never comes up keeps stale rules, and drops once endpoints move", async () => {
+    const ns = f.ns;
+    const nodes = await f.cluster.nodes();
+    const [a] = nodes;
+    if (!a) return expect.fail("needs a node");
+    const { current } = await kubeProxyBuilds(f.cluster, f.k8s);
+    const ctx = ledger.disrupt(f.cluster, f.k8s);
+    await f.k8s.apps.createNamespacedDeployment({
+      namespace: ns,
+      body: backendDeployment("stale", 2, { safe: true }),
+    });
+    const svc = await f.k8s.core.createNamespacedService({
+      namespace: ns,
+      body: service("stale", "stale", { type: "NodePort", externalTrafficPolicy: "Cluster" }),
+    });
+    await waitEndpoints(f.k8s, ns, "stale", 2);
+    const target = `${a.internalIP}:${svc.spec?.ports?.[0]?.nodePort}`;
+    await waitServing(f.cluster, { kind: "external" }, { target });
+    const traffic = await ledger.traffic(f.cluster, [
+      {
+        name: `external->nodeport@${a.name}`,
+        source: { kind: "external" },
+        target,
+        rate: 20,
+        timeoutMs: 500,
+      },
+    ]);
+    await traffic.flowing();
+    // The "upgrade" to a kube-proxy that cannot start: a program that exits at once (an image that
+    // cannot be pulled, on kind). The rules it left in the kernel keep working...
+    const broken =
+      f.cluster.provider === "kind" ? "registry.k8s.io/kube-proxy:v0.0.0-does-not-exist" : "/bin/false";
+    await expect(rollKubeProxy(ctx, [a.name], broken, "broken")).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 2_000));
+    const stale = ledger.timeline.events.at(-1)?.end as number;
+    // ...until the endpoints move: every backend is replaced, and node A still sends to the old ones.
+    await rolloutRestart(ctx, { kind: "Deployment", namespace: ns, name: "stale" });
+    await new Promise((r) => setTimeout(r, 8_000));
+    await rollKubeProxy(ctx, [a.name], current.ref, current.version);
+    const fixed = ledger.timeline.events.at(-1)?.end as number;
+    await new Promise((r) => setTimeout(r, 6_000));
+    const { entries, exits } = await traffic.stop();
+    ledger.expect(ranThroughout(exits));
+    ledger.expect(noDrops(entries.filter((e) => e.end < stale)));
+    ledger.expect(dropsDetected(entries.filter((e) => e.start > stale && e.end < fixed)));
+    ledger.expect(recoveredWithin(entries, fixed, 3_000));
   });
 });

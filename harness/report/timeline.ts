@@ -39,15 +39,17 @@ export function renderTimeline(
   }
   const actions = Array.from({ length: rows }, () => [] as string[]);
   for (const ev of [...events].sort((a, b) => a.start - b.start)) {
+    // An error's first line is its gist; the whole message is in the test's failure output.
+    const error = ev.error?.split("\n")[0];
     const startRow = Math.floor((ev.start - t0) / bucketMs);
     const endRow = Math.floor((ev.end - t0) / bucketMs);
     const what = `${ev.action} ${ev.target}`.trim();
     if (startRow === endRow && ev.end - ev.start < bucketMs) {
-      actions[startRow]?.push(`● ${what} (${ev.end - ev.start} ms)${ev.error ? ` ✗ ${ev.error}` : ""}`);
+      actions[startRow]?.push(`● ${what} (${ev.end - ev.start} ms)${error ? ` ✗ ${error}` : ""}`);
     } else {
       actions[startRow]?.push(`▶ ${what}`);
       actions[endRow]?.push(
-        `■ ${what} (${((ev.end - ev.start) / 1000).toFixed(1)} s)${ev.error ? ` ✗ ${ev.error}` : ""}`,
+        `■ ${what} (${((ev.end - ev.start) / 1000).toFixed(1)} s)${error ? ` ✗ ${error}` : ""}`,
       );
     }
   }
