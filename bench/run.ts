@@ -407,8 +407,20 @@ async function measureSuites(): Promise<void> {
   );
   const total = Date.now() - t;
   const report = JSON.parse(await readFile(out, "utf8")) as {
-    testResults: { name: string; status: string; startTime: number; endTime: number }[];
+    testResults: {
+      name: string;
+      status: string;
+      startTime: number;
+      endTime: number;
+      assertionResults: { title: string; status: string; failureMessages?: string[] }[];
+    }[];
   };
+  // A failed suite's first lines of failure, so a bench run that fails says why.
+  for (const f of report.testResults)
+    for (const a of f.assertionResults.filter((x) => x.status === "failed"))
+      process.stderr.write(
+        `FAILED ${f.name} › ${a.title}: ${(a.failureMessages ?? []).join("\n").slice(0, 800)}\n`,
+      );
   for (const f of report.testResults.sort((x, y) => x.startTime - y.startTime))
     rows.push([
       `suite ${f.name.replace(`${config.repoRoot}/`, "")} (${f.status})`,

@@ -5,10 +5,11 @@ import { cordon, type DisruptContext, drain, uncordon } from "../harness/disrupt
 import { deployProbeClients } from "../harness/traffic/clients.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
 import type { TrafficPath } from "../harness/traffic/stream.ts";
-import { backendDeployment } from "./support/backends.ts";
+import { backendDeployment } from "../manifests/backends.ts";
+import { service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { service, waitEndpoints, waitLoadBalancerIP, waitPodsReady } from "./support/workloads.ts";
+import { waitEndpoints, waitLoadBalancerIP, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * Cordon alone changes nothing for traffic (it only stops new pods landing). Drain goes through the

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { blackholed, sourceIpPreserved, sourceIpSnat } from "../harness/assert/verdicts.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
+import { netexecPod, service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+import { waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * NodePort with externalTrafficPolicy. One backend, on the first node; the external client calls the

@@ -4,9 +4,10 @@ import { type HealthSample, healthCheckMatchesEndpoints } from "../harness/asser
 import type { ClusterNode } from "../harness/cluster/provider.ts";
 import { waitFor } from "../harness/core/wait.ts";
 import { runProbe, waitOutcome } from "../harness/traffic/run-probe.ts";
+import { netexecPod, service } from "../manifests/workloads.ts";
 import { type ClusterFixture, PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+import { waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * A LoadBalancer Service with externalTrafficPolicy: Local gets a healthCheckNodePort, served by

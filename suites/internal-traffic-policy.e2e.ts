@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { blackholed, noDrops, sourceIpPreserved } from "../harness/assert/verdicts.ts";
 import { waitOutcome, waitServing } from "../harness/traffic/run-probe.ts";
+import { netexecPod, service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { createClientPod, netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+import { createClientPod, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * internalTrafficPolicy: Local keeps in-cluster traffic on the client's node. With the only backend on

@@ -3,11 +3,12 @@ import { dropsDetected, noDrops, ranThroughout, recoveredWithin } from "../harne
 import { restartKubeProxy, rollKubeProxy, rolloutRestart } from "../harness/disrupt/actions.ts";
 import { deployProbeClients } from "../harness/traffic/clients.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
-import { backendDeployment } from "./support/backends.ts";
+import { backendDeployment } from "../manifests/backends.ts";
+import { service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { kubeProxyBuilds } from "./support/kube-proxy-versions.ts";
 import { useLedger } from "./support/ledger.ts";
-import { service, waitEndpoints, waitLoadBalancerIP } from "./support/workloads.ts";
+import { waitEndpoints, waitLoadBalancerIP } from "./support/workloads.ts";
 
 /**
  * Pre-upgrade validation of kube-proxy: the cluster runs the previous minor release's kube-proxy, then

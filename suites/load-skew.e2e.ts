@@ -2,9 +2,10 @@ import { describe, expect, it } from "vitest";
 import { loadShares, loadSkewWithin } from "../harness/assert/verdicts.ts";
 import { waitFor } from "../harness/core/wait.ts";
 import { runProbe, waitServing } from "../harness/traffic/run-probe.ts";
+import { netexecPod, service } from "../manifests/workloads.ts";
 import { useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+import { waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * Load skew under externalTrafficPolicy Local: pods placed 3/1/0 on three nodes, traffic spread evenly
@@ -76,6 +77,27 @@ describe("load skew with pods placed 3/1/0", () => {
 
     for (const node of targets) {
       await waitServing(f.cluster, { kind: "external" }, { target: `${node.internalIP}:${nodePort}` });
+      // Each node's kube-proxy programs the endpoints on its own sync: measure once this node reaches
+      // every pod it should (all four under Cluster, its own under Local), not while it still misses one.
+      const reachable = Object.keys(expected).filter((pod) =>
+        policy === "Cluster" ? true : pod.startsWith(node === a ? "a-" : "b-"),
+      );
+      await waitFor(
+        async () => {
+          const seen = new Set(
+            (
+              await runProbe(
+                f.cluster,
+                { kind: "external" },
+                { target: `${node.internalIP}:${nodePort}`, path: "/hostname", count: 40 },
+              )
+            ).map((e) => e.body?.replace(`${label}-`, "")),
+          );
+          const missing = reachable.filter((pod) => !seen.has(pod));
+          return missing.length === 0 ? { done: true, value: undefined } : { done: false, state: missing };
+        },
+        { description: `${node.name} to reach ${reachable.join(", ")}`, timeoutMs: 15_000, intervalMs: 200 },
+      );
       await ledger.probe(
         f.cluster,
         `external->nodeport@${node.name}`,

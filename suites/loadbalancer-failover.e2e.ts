@@ -2,8 +2,9 @@ import { describe, expect, it } from "vitest";
 import { waitFor } from "../harness/core/wait.ts";
 import { announcingNode } from "../harness/metallb/announcer.ts";
 import { runProbe, waitServing } from "../harness/traffic/run-probe.ts";
+import { netexecDeployment, netexecPod, service } from "../manifests/workloads.ts";
 import { useCluster } from "./support/cluster.ts";
-import { netexecDeployment, netexecPod, service, waitPodsReady } from "./support/workloads.ts";
+import { waitPodsReady } from "./support/workloads.ts";
 
 /**
  * Where MetalLB announces from, and how fast it moves:

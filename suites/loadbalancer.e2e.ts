@@ -3,9 +3,10 @@ import { blackholed } from "../harness/assert/verdicts.ts";
 import { waitFor } from "../harness/core/wait.ts";
 import { announcingNode } from "../harness/metallb/announcer.ts";
 import { clientIpOf, outcomeOf, runProbe, waitServing } from "../harness/traffic/run-probe.ts";
+import { netexecDeployment, service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { netexecDeployment, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+import { waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * A LoadBalancer Service gets an address from MetalLB's pool and the external client reaches it, under

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { outcomeOf, runProbe, waitOutcome } from "../harness/traffic/run-probe.ts";
+import { service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
-import { createClientPod, service, waitPodsReady } from "./support/workloads.ts";
+import { createClientPod, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * A Service with no endpoints anywhere is REJECTed: the client sees connection refused at once, not a

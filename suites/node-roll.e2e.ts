@@ -5,10 +5,11 @@ import { waitFor } from "../harness/core/wait.ts";
 import { excludeFromLoadBalancers, rollNodes } from "../harness/disrupt/actions.ts";
 import { announcingNode } from "../harness/metallb/announcer.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
-import { backendDeployment } from "./support/backends.ts";
+import { backendDeployment } from "../manifests/backends.ts";
+import { service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { service, waitEndpoints, waitLoadBalancerIP, waitPodsReady } from "./support/workloads.ts";
+import { waitEndpoints, waitLoadBalancerIP, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * Every node rolled in turn under external traffic — cordon, move load balancing off the node

@@ -10,10 +10,11 @@ import { startNode, stopNode } from "../harness/disrupt/actions.ts";
 import { announcingNode } from "../harness/metallb/announcer.ts";
 import { deployProbeClients } from "../harness/traffic/clients.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
-import { backendDeployment } from "./support/backends.ts";
+import { backendDeployment } from "../manifests/backends.ts";
+import { netexecDeployment, service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { netexecDeployment, service, waitEndpoints, waitLoadBalancerIP } from "./support/workloads.ts";
+import { waitEndpoints, waitLoadBalancerIP } from "./support/workloads.ts";
 
 /**
  * A node stopped as by a power cut, under traffic; how long until traffic is healthy again, per policy:

@@ -1,8 +1,9 @@
 import { CoordinationV1Api } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { waitFor } from "../harness/core/wait.ts";
+import { netexecPod } from "../manifests/workloads.ts";
 import { useCluster } from "./support/cluster.ts";
-import { netexecPod, waitPodsReady } from "./support/workloads.ts";
+import { waitPodsReady } from "./support/workloads.ts";
 
 /**
  * Stopping a node (agent, kube-proxy and pods die; its link goes down): the real node lifecycle

@@ -2,9 +2,10 @@ import { describe, it } from "vitest";
 import { blackholed, sourceIpPreserved } from "../harness/assert/verdicts.ts";
 import { waitFor } from "../harness/core/wait.ts";
 import { waitOutcome, waitServing } from "../harness/traffic/run-probe.ts";
+import { netexecPod, service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { createClientPod, netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+import { createClientPod, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * A pod calling a LoadBalancer IP from inside the cluster: kube-proxy short-circuits it (treated as

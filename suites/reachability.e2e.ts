@@ -1,16 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { blackholed, noDrops } from "../harness/assert/verdicts.ts";
 import { clientIpOf, outcomeOf, runProbe, waitServing } from "../harness/traffic/run-probe.ts";
+import { netexecDeployment, netexecPod, service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import {
-  createClientPod,
-  netexecDeployment,
-  netexecPod,
-  service,
-  waitEndpoints,
-  waitPodsReady,
-} from "./support/workloads.ts";
+import { createClientPod, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * An agnhost netexec Deployment behind ClusterIP and NodePort Services answers from pods on every node

@@ -4,10 +4,11 @@ import { rolloutRestart } from "../harness/disrupt/actions.ts";
 import { deployProbeClients } from "../harness/traffic/clients.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
 import type { TrafficPath } from "../harness/traffic/stream.ts";
-import { backendDeployment } from "./support/backends.ts";
+import { backendDeployment } from "../manifests/backends.ts";
+import { service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { service, waitEndpoints, waitLoadBalancerIP } from "./support/workloads.ts";
+import { waitEndpoints, waitLoadBalancerIP } from "./support/workloads.ts";
 
 /**
  * The negative control of rollout-zero-drop: the same rollout without the safeguards (no readiness

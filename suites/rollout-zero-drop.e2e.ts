@@ -4,10 +4,11 @@ import { rolloutRestart, type Workload } from "../harness/disrupt/actions.ts";
 import { deployProbeClients } from "../harness/traffic/clients.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
 import type { TrafficPath } from "../harness/traffic/stream.ts";
-import { backendDaemonSet, backendDeployment } from "./support/backends.ts";
+import { backendDaemonSet, backendDeployment } from "../manifests/backends.ts";
+import { service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { service, waitEndpoints, waitLoadBalancerIP } from "./support/workloads.ts";
+import { waitEndpoints, waitLoadBalancerIP } from "./support/workloads.ts";
 
 /**
  * A rolling update of a correctly set up backend (readiness, --delay-shutdown, grace, surge before

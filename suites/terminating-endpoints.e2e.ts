@@ -3,8 +3,9 @@ import { describe, expect, it } from "vitest";
 import { waitFor } from "../harness/core/wait.ts";
 import type { ProbeEntry } from "../harness/traffic/probe.ts";
 import { runProbe, waitServing } from "../harness/traffic/run-probe.ts";
+import { netexecPod, service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
-import { netexecPod, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+import { waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * Deleting a pod run with agnhost netexec --delay-shutdown: its endpoint turns serving + terminating

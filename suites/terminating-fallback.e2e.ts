@@ -2,9 +2,10 @@ import { describe, expect, it } from "vitest";
 import { blackholed, type LedgerEntry, noDrops, ranThroughout } from "../harness/assert/verdicts.ts";
 import { rollout } from "../harness/disrupt/actions.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
+import { netexecDeployment, service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { netexecDeployment, service, waitEndpoints, waitPodsReady } from "./support/workloads.ts";
+import { waitEndpoints, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * A rollout that moves an externalTrafficPolicy Local backend from node A to node B. While the old pod

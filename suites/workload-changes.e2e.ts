@@ -3,16 +3,11 @@ import { blackholed, noDrops, ranThroughout, recoveredWithin, windows } from "..
 import { deletePod, scale, setTrafficPolicy } from "../harness/disrupt/actions.ts";
 import { deployProbeClients } from "../harness/traffic/clients.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
-import { backendDeployment } from "./support/backends.ts";
+import { backendDeployment } from "../manifests/backends.ts";
+import { netexecDeployment, service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import {
-  netexecDeployment,
-  service,
-  waitEndpoints,
-  waitLoadBalancerIP,
-  waitPodsReady,
-} from "./support/workloads.ts";
+import { waitEndpoints, waitLoadBalancerIP, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * The everyday changes besides rollouts, under traffic:

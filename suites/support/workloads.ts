@@ -1,29 +1,7 @@
-import type { V1Deployment, V1Pod, V1Service } from "@kubernetes/client-node";
+import type { V1Pod } from "@kubernetes/client-node";
 import { waitFor } from "../../harness/core/wait.ts";
 import type { KubeClients } from "../../harness/k8s/client.ts";
 import { ensureProbeConfigMap, probeClientPod } from "../../harness/traffic/clients.ts";
-
-/** Workloads and Service variants as data, so a suite states what differs and nothing else. */
-export const AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53";
-
-export function netexecPod(
-  name: string,
-  options: { node?: string; labels?: Record<string, string>; args?: string[] } = {},
-): V1Pod {
-  return {
-    metadata: { name, labels: { app: name, ...options.labels } },
-    spec: {
-      ...(options.node && { nodeSelector: { "kubernetes.io/hostname": options.node } }),
-      containers: [
-        {
-          name: "netexec",
-          image: AGNHOST,
-          args: ["netexec", "--http-port=8080", "--udp-port=-1", ...(options.args ?? [])],
-        },
-      ],
-    },
-  };
-}
 
 /**
  * A probe client pinned to `node` (labelled app=client): suites send traffic from it. Creates the probe
@@ -34,41 +12,6 @@ export async function createClientPod(k8s: KubeClients, namespace: string, name:
   const pod = probeClientPod(name, node);
   pod.metadata = { name, labels: { app: "client" } };
   return k8s.core.createNamespacedPod({ namespace, body: pod });
-}
-
-export function netexecDeployment(
-  name: string,
-  replicas: number,
-  options: { node?: string } = {},
-): V1Deployment {
-  const pod = netexecPod(name, options);
-  return {
-    metadata: { name },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: { metadata: pod.metadata, spec: pod.spec },
-    },
-  };
-}
-
-export type ServiceVariant = {
-  type: "ClusterIP" | "NodePort" | "LoadBalancer";
-  externalTrafficPolicy?: "Local" | "Cluster";
-  internalTrafficPolicy?: "Local" | "Cluster";
-};
-
-export function service(name: string, selector: string, variant: ServiceVariant): V1Service {
-  return {
-    metadata: { name },
-    spec: {
-      type: variant.type,
-      selector: { app: selector },
-      ports: [{ name: "http", port: 80, targetPort: 8080 }],
-      ...(variant.externalTrafficPolicy && { externalTrafficPolicy: variant.externalTrafficPolicy }),
-      ...(variant.internalTrafficPolicy && { internalTrafficPolicy: variant.internalTrafficPolicy }),
-    },
-  };
 }
 
 /** Waits until `count` pods matching `app=<label>` are Ready; returns them. */
