@@ -2,7 +2,7 @@ import { PolicyV1Api } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { noDrops, ranThroughout, windows } from "../harness/assert/verdicts.ts";
 import { cordon, type DisruptContext, drain, uncordon } from "../harness/disrupt/actions.ts";
-import { deployProbeClients } from "../harness/traffic/clients.ts";
+import { deployProbeClients, pathsFromClients } from "../harness/traffic/clients.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
 import type { TrafficPath } from "../harness/traffic/stream.ts";
 import { backendDeployment } from "../manifests/backends.ts";
@@ -40,13 +40,7 @@ describe.each(PROXY_MODES)("cordon and drain under traffic (kube-proxy %s)", (mo
       nodes,
       paths: [
         { name: "external->lb", source: { kind: "external" }, target: lb, path: "/hostname", rate: 50 },
-        ...[...clients].map(([node, pod]) => ({
-          name: `pod@${node}->clusterip`,
-          source: { kind: "pod" as const, namespace: ns, name: pod },
-          target: `${svc.spec?.clusterIP}:80`,
-          path: "/hostname",
-          rate: 20,
-        })),
+        ...pathsFromClients(clients, ns, `${svc.spec?.clusterIP}:80`, { rate: 20 }),
       ],
     };
   }

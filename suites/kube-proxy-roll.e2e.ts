@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { dropsDetected, noDrops, ranThroughout, recoveredWithin } from "../harness/assert/verdicts.ts";
 import { restartKubeProxy, rollKubeProxy, rolloutRestart } from "../harness/disrupt/actions.ts";
-import { deployProbeClients } from "../harness/traffic/clients.ts";
+import { deployProbeClients, pathsFromClients } from "../harness/traffic/clients.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
 import { backendDeployment } from "../manifests/backends.ts";
 import { service } from "../manifests/workloads.ts";
@@ -64,20 +64,11 @@ describe.each(PROXY_MODES)("kube-proxy version roll (kube-proxy %s)", (mode) => 
         path: "/hostname",
         rate: 50,
       },
-      ...[...clients].map(([node, pod]) => ({
-        name: `pod@${node}->clusterip`,
-        source: { kind: "pod" as const, namespace: ns, name: pod },
-        target: `${cluster.spec?.clusterIP}:80`,
-        path: "/hostname",
-        rate: 20,
-      })),
-      ...[...clients].map(([node, pod]) => ({
-        name: `pod@${node}->clusterip(local svc)`,
-        source: { kind: "pod" as const, namespace: ns, name: pod },
-        target: `${local.spec?.clusterIP}:80`,
-        path: "/hostname",
+      ...pathsFromClients(clients, ns, `${cluster.spec?.clusterIP}:80`, { rate: 20 }),
+      ...pathsFromClients(clients, ns, `${local.spec?.clusterIP}:80`, {
+        what: "clusterip(local svc)",
         rate: 10,
-      })),
+      }),
     ]);
     await traffic.flowing();
     await new Promise((r) => setTimeout(r, 1_000));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { dropsDetected, noDrops, ranThroughout, windows } from "../harness/assert/verdicts.ts";
 import { rolloutRestart } from "../harness/disrupt/actions.ts";
-import { deployProbeClients } from "../harness/traffic/clients.ts";
+import { deployProbeClients, pathsFromClients } from "../harness/traffic/clients.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
 import type { TrafficPath } from "../harness/traffic/stream.ts";
 import { backendDeployment } from "../manifests/backends.ts";
@@ -38,13 +38,7 @@ describe.each(PROXY_MODES)("unsafe rollout drops are detected (kube-proxy %s)", 
 
     const paths: TrafficPath[] = [
       { name: "external->lb", source: { kind: "external" }, target: lb, path: "/hostname", rate: 100 },
-      ...[...clients].map(([node, pod]) => ({
-        name: `pod@${node}->clusterip`,
-        source: { kind: "pod" as const, namespace: ns, name: pod },
-        target: `${svc.spec?.clusterIP}:80`,
-        path: "/hostname",
-        rate: 50,
-      })),
+      ...pathsFromClients(clients, ns, `${svc.spec?.clusterIP}:80`, { rate: 50 }),
     ];
     const traffic = await ledger.traffic(f.cluster, paths);
     await traffic.flowing();

@@ -1,7 +1,7 @@
 import { describe, it } from "vitest";
 import { noDrops, ranThroughout } from "../harness/assert/verdicts.ts";
 import { rolloutRestart, type Workload } from "../harness/disrupt/actions.ts";
-import { deployProbeClients } from "../harness/traffic/clients.ts";
+import { deployProbeClients, pathsFromClients } from "../harness/traffic/clients.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
 import type { TrafficPath } from "../harness/traffic/stream.ts";
 import { backendDaemonSet, backendDeployment } from "../manifests/backends.ts";
@@ -53,13 +53,7 @@ describe.each(PROXY_MODES)("zero-drop rollout (kube-proxy %s)", (mode) => {
 
     const paths: TrafficPath[] = [
       { name: "external->lb", source: { kind: "external" }, target: lb, path: "/hostname", rate: 50 },
-      ...[...clients].map(([node, pod]) => ({
-        name: `pod@${node}->clusterip`,
-        source: { kind: "pod" as const, namespace: ns, name: pod },
-        target: clusterIP,
-        path: "/hostname",
-        rate: 20,
-      })),
+      ...pathsFromClients(clients, ns, clusterIP, { rate: 20 }),
     ];
     const traffic = await ledger.traffic(f.cluster, paths);
     await traffic.flowing();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { blackholed, noDrops, ranThroughout, recoveredWithin, windows } from "../harness/assert/verdicts.ts";
 import { deletePod, scale, setTrafficPolicy } from "../harness/disrupt/actions.ts";
-import { deployProbeClients } from "../harness/traffic/clients.ts";
+import { deployProbeClients, pathsFromClients } from "../harness/traffic/clients.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
 import { backendDeployment } from "../manifests/backends.ts";
 import { netexecDeployment, service } from "../manifests/workloads.ts";
@@ -37,13 +37,7 @@ describe.each(PROXY_MODES)("workload and Service changes under traffic (kube-pro
     await waitServing(f.cluster, { kind: "external" }, { target: lb });
     const traffic = await ledger.traffic(f.cluster, [
       { name: "external->lb", source: { kind: "external" }, target: lb, path: "/hostname", rate: 50 },
-      ...[...clients].map(([node, pod]) => ({
-        name: `pod@${node}->clusterip`,
-        source: { kind: "pod" as const, namespace: ns, name: pod },
-        target: `${svc.spec?.clusterIP}:80`,
-        path: "/hostname",
-        rate: 20,
-      })),
+      ...pathsFromClients(clients, ns, `${svc.spec?.clusterIP}:80`, { rate: 20 }),
     ]);
     await traffic.flowing();
     const ctx = ledger.disrupt(f.cluster, f.k8s);

@@ -3,6 +3,7 @@ import type { V1ConfigMap, V1DaemonSet, V1Pod, V1PodSpec } from "@kubernetes/cli
 import { waitFor } from "../core/wait.ts";
 import { apiStatus, type KubeClients } from "../k8s/client.ts";
 import { PROBE_PATH } from "./run-probe.ts";
+import type { TrafficPath } from "./stream.ts";
 
 /**
  * Probe clients: pods that traffic starts from inside the cluster. They run Node's official image with
@@ -105,4 +106,23 @@ export async function deployProbeClients(
     },
     { description: `a probe client on each of ${nodes.join(", ")}`, timeoutMs: 60_000 },
   );
+}
+
+/**
+ * One traffic path per probe client (from deployProbeClients) to `target`, named `pod@<node>-><what>`:
+ * in-cluster traffic from every node.
+ */
+export function pathsFromClients(
+  clients: Map<string, string>,
+  namespace: string,
+  target: string,
+  options: { what?: string; rate: number; path?: string },
+): TrafficPath[] {
+  return [...clients].map(([node, pod]) => ({
+    name: `pod@${node}->${options.what ?? "clusterip"}`,
+    source: { kind: "pod" as const, namespace, name: pod },
+    target,
+    path: options.path ?? "/hostname",
+    rate: options.rate,
+  }));
 }

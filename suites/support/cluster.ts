@@ -8,6 +8,7 @@ import {
   parseProxyMode,
 } from "../../harness/core/config.ts";
 import { createLogger } from "../../harness/core/logger.ts";
+import { waitFor } from "../../harness/core/wait.ts";
 import { apiStatus, type KubeClients, kubeClients } from "../../harness/k8s/client.ts";
 import { E2E_STATE_DIR, e2eConfig } from "./env.ts";
 
@@ -97,7 +98,6 @@ export function useCluster(overrides: ConfigOverrides & { clusterName: string })
 
 /** A fresh namespace: a leftover of an earlier run on the same cluster is deleted first. */
 async function recreateNamespace(k8s: KubeClients, name: string): Promise<void> {
-  const { waitFor } = await import("../../harness/core/wait.ts");
   await k8s.core.deleteNamespace({ name }).catch(() => undefined);
   await waitFor(
     async () => {
