@@ -129,6 +129,8 @@ describe.each(PROXY_MODES)("kube-proxy version roll (kube-proxy %s)", (mode) => 
     ledger.expect(ranThroughout(exits));
     ledger.expect(noDrops(entries.filter((e) => e.end < stale)));
     ledger.expect(dropsDetected(entries.filter((e) => e.start > stale && e.end < fixed)));
-    ledger.expect(recoveredWithin(entries, fixed, 3_000));
+    // Requests that went to the replaced pods left unanswered SYNs in conntrack; a later connection on
+    // one of their source ports follows that entry, fixed rules or not (staleConntrackReuse).
+    ledger.expect(recoveredWithin(entries, fixed, 3_000, { staleConntrack: "separate" }));
   });
 });

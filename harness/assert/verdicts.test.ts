@@ -10,6 +10,7 @@ import {
   recoveredWithin,
   sourceIpPreserved,
   sourceIpSnat,
+  staleConntrackReuse,
   windows,
 } from "./verdicts.ts";
 
@@ -190,6 +191,48 @@ describe("disruption verdicts", () => {
     expect(tooStrict.evidence.map((e) => e.seq)).toEqual([4]);
     // Nothing after the window: nothing shows recovery.
     expect(recoveredWithin(rollout, since, 10_000).passed).toBe(false);
+  });
+
+  // A node power cut as the probe saw it: requests to the dead endpoint time out until the endpoint is
+  // removed (seq 1, 2); 5 s later one request reuses seq 1's source port and follows its stale entry.
+  const port = (e: LedgerEntry, localPort: number): LedgerEntry => ({ ...e, localPort });
+  const cut = "external->lb";
+  const powerCut = [
+    port(entry(0, cut, "ok"), 40_000),
+    port(entry(1, cut, "timeout", undefined, 1_000), 40_001),
+    port(entry(2, cut, "timeout", undefined, 1_000), 40_002),
+    port(entry(30, cut, "ok"), 40_003),
+    port(entry(50, cut, "timeout", undefined, 1_000), 40_001),
+    port(entry(70, cut, "ok"), 40_004),
+  ];
+
+  it("StaleConntrackReuse: a failure on the port of an earlier unanswered SYN, and nothing else", () => {
+    expect(staleConntrackReuse(powerCut).map((e) => e.seq)).toEqual([50]);
+    // Negative controls: an answered connection in between replaced the entry; the entry had expired;
+    // another path has other entries; no recorded port, no claim.
+    const answeredBetween = [...powerCut, port(entry(40, cut, "ok"), 40_001)];
+    expect(staleConntrackReuse(answeredBetween)).toEqual([]);
+    expect(staleConntrackReuse(powerCut, 3_000)).toEqual([]);
+    const otherPath = powerCut.map((e) => (e.seq === 50 ? { ...e, path: "pod@a->clusterip" } : e));
+    expect(staleConntrackReuse(otherPath)).toEqual([]);
+    expect(staleConntrackReuse(powerCut.map(({ localPort: _, ...e }) => e))).toEqual([]);
+  });
+
+  it("RecoveredWithin judges stale-conntrack failures apart only when asked, and still fails on others", () => {
+    const strict = recoveredWithin(powerCut, t, 3_000);
+    expect(strict.passed).toBe(false);
+    expect(strict.evidence.map((e) => e.seq)).toEqual([50]);
+    const separate = recoveredWithin(powerCut, t, 3_000, { staleConntrack: "separate" });
+    expect(separate.passed).toBe(true);
+    expect(separate.recoveryMs).toBe(200 + 1_000);
+    expect(separate.staleConntrack.map((e) => e.seq)).toEqual([50]);
+    expect(separate.staleTailMs).toBe(5_000 + 1_000);
+    expect(separate.summary).toContain("1 more failed on stale conntrack entries");
+    // Negative control: a late failure on a fresh port is a real one.
+    const fresh = [...powerCut, port(entry(60, cut, "timeout", undefined, 1_000), 40_009)];
+    const v = recoveredWithin(fresh, t, 3_000, { staleConntrack: "separate" });
+    expect(v.passed).toBe(false);
+    expect(v.evidence.map((e) => e.seq)).toEqual([60]);
   });
 
   it("TrafficRanThroughout fails when a path ended early or badly", () => {

@@ -242,31 +242,80 @@ export function dropsDetected(entries: LedgerEntry[]): Verdict {
   };
 }
 
+/** The kernel's default nf_conntrack_tcp_timeout_syn_sent: how long an unanswered SYN's entry lives. */
+export const CONNTRACK_SYN_SENT_MS = 120_000;
+
+/**
+ * The requests that failed on a stale conntrack entry: each reused the source port of an earlier
+ * request on the same path whose SYN went unanswered (timeout or unreachable), while that entry still
+ * lived (nf_conntrack_tcp_timeout_syn_sent, renewed by every SYN that hits it). Its SYN matches the old
+ * entry and follows the old DNAT to an endpoint that is gone, however right the rules are by now:
+ * kube-proxy clears the conntrack entries of removed endpoints for UDP only (kubernetes/kubernetes#101607,
+ * #104098), so after a node dies such requests fail for up to two minutes. Needs `localPort` (the probe
+ * records it); entries without it are never counted.
+ */
+export function staleConntrackReuse(
+  entries: LedgerEntry[],
+  lifetimeMs = CONNTRACK_SYN_SENT_MS,
+): LedgerEntry[] {
+  const unanswered = (e: LedgerEntry) => e.outcome === "timeout" || e.outcome === "unreachable";
+  const lastSyn = new Map<string, number>();
+  const stale: LedgerEntry[] = [];
+  for (const e of [...entries].sort((a, b) => a.start - b.start)) {
+    if (e.localPort === undefined) continue;
+    const key = `${e.path} ${e.localPort}`;
+    const previous = lastSyn.get(key);
+    if (!unanswered(e)) {
+      // An answered connection on this port replaced whatever entry was there.
+      lastSyn.delete(key);
+      continue;
+    }
+    if (previous !== undefined && e.start - previous <= lifetimeMs) stale.push(e);
+    lastSyn.set(key, e.end);
+  }
+  return stale;
+}
+
 /**
  * Traffic is healthy again within `withinMs` of `since` (e.g. a node stop): every request that started
  * after since + withinMs succeeded, and there were such requests. The measured recovery time (end of the
  * last failure after `since`, or 0) is in the summary and in `recoveryMs`.
+ *
+ * `staleConntrack: "separate"` judges failures that reused the port of an earlier unanswered request
+ * (staleConntrackReuse) apart: they neither count as still failing nor extend `recoveryMs`, and the
+ * summary reports them (`staleConntrack`, `staleTailMs`). For disruptions that kill endpoints without
+ * draining them (a power cut), where they are the dataplane's known behaviour, not a late recovery.
  */
 export function recoveredWithin(
   entries: LedgerEntry[],
   since: number,
   withinMs: number,
-): Verdict & { recoveryMs: number } {
+  options: { staleConntrack?: "fail" | "separate" } = {},
+): Verdict & { recoveryMs: number; staleConntrack: LedgerEntry[]; staleTailMs: number } {
   const name = "RecoveredWithin";
-  const after = entries.filter((e) => e.start >= since);
+  const stale = new Set(
+    options.staleConntrack === "separate" ? staleConntrackReuse(entries).filter((e) => e.start >= since) : [],
+  );
+  const after = entries.filter((e) => e.start >= since && !stale.has(e));
   const failures = after.filter((e) => e.outcome !== "ok");
   const recoveryMs = failures.length ? Math.max(...failures.map((e) => e.end)) - since : 0;
+  const staleTailMs = stale.size ? Math.max(...[...stale].map((e) => e.end)) - since : 0;
   const late = after.filter((e) => e.start > since + withinMs);
   const broken = late.filter((e) => e.outcome !== "ok");
   const passed = late.length > 0 && broken.length === 0;
+  const staleNote = stale.size
+    ? `; ${stale.size} more failed on stale conntrack entries (a source port reused within ${CONNTRACK_SYN_SENT_MS / 1000} s of an unanswered SYN), the last ${(staleTailMs / 1000).toFixed(1)} s after it`
+    : "";
   return {
     name,
     passed,
     recoveryMs,
+    staleConntrack: [...stale],
+    staleTailMs,
     summary:
       late.length === 0
         ? `${name}: no requests later than ${withinMs} ms after the event to judge`
-        : `${name}: ${passed ? "healthy" : "still failing"} ${withinMs} ms after the event; last failure ${(recoveryMs / 1000).toFixed(1)} s after it (${failures.length} failed${failures.length ? `: ${failureBreakdown(failures)}` : ""})`,
+        : `${name}: ${passed ? "healthy" : "still failing"} ${withinMs} ms after the event; last failure ${(recoveryMs / 1000).toFixed(1)} s after it (${failures.length} failed${failures.length ? `: ${failureBreakdown(failures)}` : ""})${staleNote}`,
     evidence: broken.slice(0, MAX_EVIDENCE),
   };
 }

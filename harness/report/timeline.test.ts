@@ -36,6 +36,21 @@ describe("renderTimeline", () => {
     expect(text).toMatch(/\+2\.100 s {2}#7 12:00:02\.100 external->lb → timeout \(ETIMEDOUT\)/);
   });
 
+  it("names the late failures that reused the port of an unanswered SYN", () => {
+    const at = (ms: number, outcome: LedgerEntry["outcome"], localPort: number, seq: number) => ({
+      ...entry("external->lb", ms, outcome, seq),
+      localPort,
+    });
+    const text = renderTimeline(
+      [at(0, "timeout", 40_001, 1), at(1_000, "ok", 40_002, 2), at(30_000, "timeout", 40_001, 3)],
+      [],
+    );
+    expect(text).toContain("of which on stale conntrack entries (1:");
+    expect(text).toMatch(/\+30\.000 s {2}#3 .* from port 40001$/);
+    // Without a reused port there is no such section.
+    expect(renderTimeline([at(0, "timeout", 40_001, 1)], [])).not.toContain("stale conntrack");
+  });
+
   it("says so when nothing failed", () => {
     expect(renderTimeline([entry("a", 0, "ok")], [])).toMatch(/no failures in 1 requests$/);
   });

@@ -1,4 +1,4 @@
-import { describeEntry, type LedgerEntry } from "../assert/verdicts.ts";
+import { describeEntry, type LedgerEntry, staleConntrackReuse } from "../assert/verdicts.ts";
 import type { TimelineEvent } from "../disrupt/timeline.ts";
 
 export interface TimelineReportOptions {
@@ -72,6 +72,18 @@ export function renderTimeline(
     );
     for (const f of failures.slice(0, maxFailures))
       lines.push(`  +${((f.start - t0) / 1000).toFixed(3)} s  ${describeEntry(f)}`);
+    // Late failures a first-N list would cut off, and whose cause the ledger can name.
+    const stale = staleConntrackReuse([...entries]);
+    if (stale.length > 0) {
+      lines.push(
+        "",
+        `of which on stale conntrack entries (${stale.length}: the source port of an earlier unanswered SYN, reused):`,
+      );
+      for (const f of stale.slice(0, maxFailures))
+        lines.push(
+          `  +${((f.start - t0) / 1000).toFixed(3)} s  ${describeEntry(f)} from port ${f.localPort}`,
+        );
+    }
   } else {
     lines.push("", `no failures in ${entries.length} requests`);
   }

@@ -53,6 +53,8 @@ describe("probeOnce", () => {
     const e = await probeOnce(7, { ...base, port });
     expect(e).toMatchObject({ seq: 7, outcome: "ok", status: 200 });
     expect(e.body).toMatch(/^127\.0\.0\.1:\d+$/);
+    // The source port the server saw is the one the entry records.
+    expect(e.localPort).toBe(Number(e.body?.split(":")[1]));
   });
 
   it("an HTTP error status is its own outcome", async () => {
@@ -74,6 +76,8 @@ describe("probeOnce", () => {
     expect(e.outcome).toBe("timeout");
     expect(e.end - e.start).toBeGreaterThanOrEqual(290);
     expect(e.end - e.start).toBeLessThan(1_000);
+    // Known for a request that never got an answer too: it names the conntrack entry it left.
+    expect(e.localPort).toBeGreaterThan(0);
   });
 
   it("tcp mode: connected is ok, closed is refused", async () => {

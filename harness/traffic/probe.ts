@@ -15,7 +15,7 @@
  * --max-seconds. That is how continuous traffic runs through a disruption of unknown length.
  */
 import { Agent, request } from "node:http";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { parseArgs } from "node:util";
 
 export type Outcome = "ok" | "refused" | "timeout" | "unreachable" | "reset" | "error" | `http_${number}`;
@@ -31,6 +31,11 @@ export interface ProbeEntry {
   /** --identify: the pod that served (agnhost's /hostname) and the source IP it saw (/clientip). */
   servedBy?: string;
   clientIp?: string;
+  /**
+   * The connection's source port, known from connect() on, so also for a request that timed out: with
+   * the path it identifies the conntrack entry the request used (verdicts' staleConntrackReuse).
+   */
+  localPort?: number;
 }
 
 export interface ProbeOptions {
@@ -75,12 +80,15 @@ function probeRequest(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
   return new Promise((resolve) => {
     let settled = false;
     let abort = () => {};
+    let socket: Socket | undefined;
     const settle = (e: Omit<ProbeEntry, "seq" | "start" | "end">) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      // Read before abort(): a destroyed socket no longer knows its port.
+      const localPort = socket?.localPort;
       abort();
-      resolve({ seq, start, end: Date.now(), ...e });
+      resolve({ seq, start, end: Date.now(), ...e, ...(localPort !== undefined && { localPort }) });
     };
     const fail = (err: NodeJS.ErrnoException) =>
       settle({ outcome: classify(err), error: err.code ?? err.message });
@@ -91,10 +99,11 @@ function probeRequest(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
       o.timeoutMs,
     );
     if (o.mode === "tcp") {
-      const socket = connect({ host: o.host, port: o.port });
-      abort = () => socket.destroy();
-      socket.once("connect", () => settle({ outcome: "ok" }));
-      socket.once("error", fail);
+      const conn = connect({ host: o.host, port: o.port });
+      socket = conn;
+      abort = () => conn.destroy();
+      conn.once("connect", () => settle({ outcome: "ok" }));
+      conn.once("error", fail);
       return;
     }
     // A new connection per request by default (agent: false), as upstream's disruption tests do;
@@ -125,6 +134,9 @@ function probeRequest(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
       },
     );
     abort = () => req.destroy();
+    req.on("socket", (s) => {
+      socket = s;
+    });
     req.on("error", fail);
     req.end();
   });
