@@ -42,6 +42,8 @@ export type ServiceVariant = {
   type: "ClusterIP" | "NodePort" | "LoadBalancer";
   externalTrafficPolicy?: "Local" | "Cluster";
   internalTrafficPolicy?: "Local" | "Cluster";
+  /** Also UDP port 81 → 8081 (netexec --udp-port=8081 answers "hostname" and "clientip" there). */
+  udp?: boolean;
 };
 
 export function service(name: string, selector: string, variant: ServiceVariant): V1Service {
@@ -50,7 +52,10 @@ export function service(name: string, selector: string, variant: ServiceVariant)
     spec: {
       type: variant.type,
       selector: { app: selector },
-      ports: [{ name: "http", port: 80, targetPort: 8080 }],
+      ports: [
+        { name: "http", port: 80, targetPort: 8080 },
+        ...(variant.udp ? [{ name: "udp", port: 81, targetPort: 8081, protocol: "UDP" }] : []),
+      ],
       ...(variant.externalTrafficPolicy && { externalTrafficPolicy: variant.externalTrafficPolicy }),
       ...(variant.internalTrafficPolicy && { internalTrafficPolicy: variant.internalTrafficPolicy }),
     },

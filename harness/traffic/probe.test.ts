@@ -1,3 +1,4 @@
+import { createSocket as createUdpSocket } from "node:dgram";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createServer as createTcpServer } from "node:net";
@@ -9,7 +10,8 @@ let http: Server;
 let port: number;
 let silentPort: number;
 let closedPort: number;
-const silent = createTcpServer(() => {}); // accepts and never answers: an HTTP request times out
+// Accepts and never answers: an HTTP request times out. (A client from a fixed port resets.)
+const silent = createTcpServer((socket) => socket.on("error", () => {}));
 
 beforeAll(async () => {
   http = createServer((req, res) => {
@@ -80,6 +82,61 @@ describe("probeOnce", () => {
     expect(e.localPort).toBeGreaterThan(0);
   });
 
+  it("--local-port: the request leaves from that port", async () => {
+    const free = createTcpServer();
+    await new Promise<void>((r) => free.listen(0, "127.0.0.1", r));
+    const fixed = (free.address() as AddressInfo).port;
+    await new Promise((r) => free.close(r));
+    // Again and again from the same port: each connection ends without a TIME_WAIT that would block
+    // the next (a reset, as a client that keeps its port must).
+    for (const seq of [0, 1, 2]) {
+      const e = await probeOnce(seq, { ...base, port, localPort: fixed });
+      expect(e).toMatchObject({ outcome: "ok", body: `127.0.0.1:${fixed}`, localPort: fixed });
+    }
+    // Also where the client ends the connection (tcp mode to a server that never closes).
+    for (const seq of [0, 1])
+      expect(
+        await probeOnce(seq, { ...base, mode: "tcp", port: silentPort, localPort: fixed }),
+      ).toMatchObject({ outcome: "ok", localPort: fixed });
+  });
+
+  it("udp mode: agnhost's command and its answer; silence is a timeout, a closed port refused", async () => {
+    const echo = createUdpSocket("udp4");
+    echo.on("message", (msg, from) => {
+      const command = msg.toString();
+      echo.send(command === "hostname" ? "web-1" : `${from.address}:${from.port}`, from.port, from.address);
+    });
+    await new Promise<void>((r) => echo.bind(0, "127.0.0.1", r));
+    const udp = { ...base, mode: "udp" as const, port: echo.address().port };
+    try {
+      const first = await probeOnce(0, { ...udp, path: "/hostname" });
+      expect(first).toMatchObject({ outcome: "ok", body: "web-1" });
+      // Twice from one fixed port: a client that keeps its conntrack entry.
+      const fixed = first.localPort as number;
+      for (const seq of [1, 2])
+        expect(await probeOnce(seq, { ...udp, path: "/clientip", localPort: fixed })).toMatchObject({
+          outcome: "ok",
+          body: `127.0.0.1:${fixed}`,
+          localPort: fixed,
+        });
+    } finally {
+      echo.close();
+    }
+    const silentUdp = createUdpSocket("udp4");
+    await new Promise<void>((r) => silentUdp.bind(0, "127.0.0.1", r));
+    try {
+      const e = await probeOnce(0, { ...udp, port: silentUdp.address().port });
+      expect(e.outcome).toBe("timeout");
+      expect(e.end - e.start).toBeGreaterThanOrEqual(290);
+    } finally {
+      silentUdp.close();
+    }
+    expect(await probeOnce(0, { ...udp, port: closedPort })).toMatchObject({
+      outcome: "refused",
+      error: "ECONNREFUSED",
+    });
+  });
+
   it("tcp mode: connected is ok, closed is refused", async () => {
     expect((await probeOnce(0, { ...base, mode: "tcp", port: silentPort })).outcome).toBe("ok");
     expect((await probeOnce(0, { ...base, mode: "tcp", port: closedPort })).outcome).toBe("refused");
@@ -87,6 +144,21 @@ describe("probeOnce", () => {
 });
 
 describe("the probe program", () => {
+  it("refuses bad flags with its usage and exit 2", async () => {
+    const { execa } = await import("execa");
+    const probe = new URL("./probe.ts", import.meta.url).pathname;
+    for (const flags of [
+      ["--target=127.0.0.1:80", "--mode=sctp"],
+      ["--target=127.0.0.1:80", "--local-port=70000"],
+      ["--target=127.0.0.1:80", "--mode=keepalive", "--local-port=4000"],
+      ["--target=nowhere"],
+    ]) {
+      const r = await execa(process.execPath, [probe, ...flags], { reject: false });
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toContain("usage: probe.ts");
+    }
+  });
+
   it("paces to --rate, keeps one connection in keepalive mode, and writes one line per request", async () => {
     const { execa } = await import("execa");
     const started = Date.now();

@@ -7,13 +7,17 @@
  *
  * outcome: ok (HTTP 2xx/3xx, or TCP connected) | refused | timeout | unreachable | reset | http_<status> | error
  *
- * usage: probe.ts --target HOST:PORT [--path /clientip] [--mode http|keepalive|tcp] [--count N]
- *                 [--rate PER_SECOND] [--interval-ms MS]
+ * usage: probe.ts --target HOST:PORT [--path /clientip] [--mode http|keepalive|tcp|udp] [--count N]
+ *                 [--rate PER_SECOND] [--interval-ms MS] [--local-port P]
  *                 [--timeout-ms MS] [--max-seconds S] [--identify]
+ * udp mode sends agnhost netexec's UDP command named by --path ("/hostname" sends "hostname") and waits
+ * for the answer. --local-port sends every request from that source port (http, tcp and udp modes): one
+ * conntrack entry for all of them, as a client with a fixed port has.
  * Every run is bounded: at most --count requests (default 1) and --max-seconds of wall time (default 60).
  * --count 0 means "until stopped": the probe runs until its stdin closes (or SIGTERM), still within
  * --max-seconds. That is how continuous traffic runs through a disruption of unknown length.
  */
+import { createSocket } from "node:dgram";
 import { Agent, request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { parseArgs } from "node:util";
@@ -42,7 +46,9 @@ export interface ProbeOptions {
   host: string;
   port: number;
   path: string;
-  mode: "http" | "keepalive" | "tcp";
+  mode: "http" | "keepalive" | "tcp" | "udp";
+  /** Send from this source port instead of an ephemeral one (not in keepalive mode). */
+  localPort?: number;
   /** For keepalive mode: the one connection requests reuse (http.Agent with keepAlive, one socket). */
   agent?: Agent;
   timeoutMs: number;
@@ -55,6 +61,8 @@ export interface ProbeOptions {
 }
 
 export async function probeOnce(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
+  if (o.mode === "udp") return probeDatagram(seq, o);
+  if (o.localPort !== undefined) return probeFromPort(seq, o);
   if (!o.identify || o.mode === "tcp") return probeRequest(seq, o);
   // One connection for both requests: a fresh keep-alive agent with a single socket.
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -142,6 +150,89 @@ function probeRequest(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
   });
 }
 
+/**
+ * One request from a fixed source port (tcp or http mode), ended so that the port is free again at once:
+ * an orderly close by the client would leave it in TIME_WAIT for a minute. In tcp mode the client resets
+ * the connection; in http mode it sends the request with "Connection: close" on a plain socket and lets
+ * the server close first (Node's HTTP client would half-close first). A connect still pending at the
+ * deadline is dropped; no TIME_WAIT follows an unanswered SYN.
+ */
+function probeFromPort(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
+  const start = Date.now();
+  return new Promise((resolve) => {
+    const socket = connect({ host: o.host, port: o.port, localPort: o.localPort });
+    let settled = false;
+    const settle = (e: Omit<ProbeEntry, "seq" | "start" | "end">, reset = false) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      const localPort = socket.localPort ?? o.localPort;
+      if (reset && !socket.connecting && !socket.destroyed) socket.resetAndDestroy();
+      else socket.destroy();
+      resolve({ seq, start, end: Date.now(), ...e, ...(localPort !== undefined && { localPort }) });
+    };
+    const fail = (err: NodeJS.ErrnoException) =>
+      settle({ outcome: classify(err), error: err.code ?? err.message });
+    const timer = setTimeout(
+      () => fail(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })),
+      o.timeoutMs,
+    );
+    socket.once("error", fail);
+    if (o.mode === "tcp") {
+      socket.once("connect", () => settle({ outcome: "ok" }, true));
+      return;
+    }
+    let response = "";
+    socket.setEncoding("utf8");
+    socket.once("connect", () =>
+      socket.write(`GET ${o.path} HTTP/1.1\r\nHost: ${o.host}\r\nConnection: close\r\n\r\n`),
+    );
+    socket.on("data", (chunk: string) => {
+      if (response.length < 8192) response += chunk;
+    });
+    socket.once("end", () => {
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(response)?.[1] ?? 0);
+      const body = response.slice(response.indexOf("\r\n\r\n") + 4).trim();
+      if (status === 0) return settle({ outcome: "error", error: "no HTTP response" });
+      settle({ outcome: status >= 200 && status < 400 ? "ok" : `http_${status}`, status, body });
+    });
+  });
+}
+
+/**
+ * One UDP request: agnhost netexec's command in one datagram, its answer in one datagram. No answer
+ * within the deadline is a timeout; an ICMP port unreachable (nothing listens, or kube-proxy rejects a
+ * Service without endpoints) is refused.
+ */
+function probeDatagram(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
+  const start = Date.now();
+  const command = o.path.replace(/^\//, "") || "hostname";
+  return new Promise((resolve) => {
+    // reuseAddr: with --local-port, the next request binds the port this one just closed.
+    const socket = createSocket({ type: "udp4", reuseAddr: true });
+    let localPort: number | undefined;
+    const settle = (e: Omit<ProbeEntry, "seq" | "start" | "end">) => {
+      clearTimeout(timer);
+      socket.removeAllListeners();
+      socket.on("error", () => {});
+      try {
+        socket.close();
+      } catch {}
+      resolve({ seq, start, end: Date.now(), ...e, ...(localPort !== undefined && { localPort }) });
+    };
+    const timer = setTimeout(() => settle({ outcome: "timeout", error: "ETIMEDOUT" }), o.timeoutMs);
+    socket.once("error", (err: NodeJS.ErrnoException) =>
+      settle({ outcome: classify(err), error: err.code ?? err.message }),
+    );
+    socket.once("message", (msg) => settle({ outcome: "ok", body: msg.toString("utf8").trim() }));
+    socket.bind(o.localPort ?? 0, () => {
+      localPort = socket.address().port;
+      // Connected, so an ICMP error comes back to this socket as ECONNREFUSED.
+      socket.connect(o.port, o.host, () => socket.send(command));
+    });
+  });
+}
+
 function classify(err: NodeJS.ErrnoException): Outcome {
   switch (err.code) {
     case "ECONNREFUSED":
@@ -170,12 +261,18 @@ async function main(): Promise<void> {
       "timeout-ms": { type: "string", default: "2000" },
       "max-seconds": { type: "string", default: "60" },
       identify: { type: "boolean", default: false },
+      "local-port": { type: "string" },
     },
   });
   const match = /^(.+):(\d+)$/.exec(values.target ?? "");
-  if (!match || (values.mode !== "http" && values.mode !== "keepalive" && values.mode !== "tcp")) {
+  const modes = ["http", "keepalive", "tcp", "udp"] as const;
+  const mode = modes.find((m) => m === values.mode);
+  const localPort = values["local-port"] === undefined ? undefined : Number(values["local-port"]);
+  const badPort =
+    localPort !== undefined && !(Number.isInteger(localPort) && localPort > 0 && localPort < 65536);
+  if (!match || !mode || badPort || (localPort !== undefined && (mode === "keepalive" || values.identify))) {
     process.stderr.write(
-      "usage: probe.ts --target HOST:PORT [--path P] [--mode http|keepalive|tcp] [--count N] [--rate PER_S] [--interval-ms MS]\n",
+      "usage: probe.ts --target HOST:PORT [--path P] [--mode http|keepalive|tcp|udp] [--count N] [--rate PER_S] [--interval-ms MS] [--local-port P (not with keepalive or --identify)]\n",
     );
     process.exit(2);
   }
@@ -183,7 +280,8 @@ async function main(): Promise<void> {
     host: match[1] as string,
     port: Number(match[2]),
     path: values.path ?? "/",
-    mode: values.mode,
+    mode,
+    ...(localPort !== undefined && { localPort }),
     timeoutMs: Number(values["timeout-ms"]),
     identify: values.identify === true,
     ...(values.mode === "keepalive" && { agent: new Agent({ keepAlive: true, maxSockets: 1 }) }),

@@ -10,7 +10,9 @@ export type { ProbeSource } from "../cluster/provider.ts";
 export interface ProbeRequest {
   target: string;
   path?: string;
-  mode?: "http" | "keepalive" | "tcp";
+  mode?: "http" | "keepalive" | "tcp" | "udp";
+  /** Send every request from this source port (one conntrack entry for all of them). */
+  localPort?: number;
   /** Requests per second (paced); default: as fast as answers come. */
   rate?: number;
   count?: number;
@@ -56,6 +58,7 @@ export function probeFlags(req: ProbeRequest, count: number, timeoutMs: number):
     `--rate=${req.rate ?? 0}`,
     `--timeout-ms=${timeoutMs}`,
     ...(req.identify ? ["--identify"] : []),
+    ...(req.localPort !== undefined ? [`--local-port=${req.localPort}`] : []),
   ];
 }
 

@@ -46,6 +46,7 @@ export async function waitEndpoints(
   namespace: string,
   svc: string,
   count: number,
+  timeoutMs = 30_000,
 ): Promise<void> {
   const { DiscoveryV1Api } = await import("@kubernetes/client-node");
   const discovery = k8s.kubeconfig.makeApiClient(DiscoveryV1Api);
@@ -60,7 +61,7 @@ export async function waitEndpoints(
         ? { done: true, value: undefined }
         : { done: false, state: `${ready} ready endpoints` };
     },
-    { description: `${count} ready endpoints for service ${svc}`, timeoutMs: 30_000 },
+    { description: `${count} ready endpoints for service ${svc}`, timeoutMs },
   );
 }
 
