@@ -9,6 +9,7 @@ import {
 } from "../harness/assert/verdicts.ts";
 import { startNode, stopNode } from "../harness/disrupt/actions.ts";
 import { deployProbeClients } from "../harness/traffic/clients.ts";
+import { waitServing } from "../harness/traffic/run-probe.ts";
 import type { TrafficPath } from "../harness/traffic/stream.ts";
 import { netexecPod, service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
@@ -81,6 +82,9 @@ describe.each(PROXY_MODES)("stale conntrack entries after a node power cut (kube
       },
     ];
     const [udpFixed, tcpFixed, tcpFresh] = paths.map((p) => p.name) as [string, string, string];
+    // kube-proxy on the client's node has the endpoint (an EndpointSlice alone does not say so).
+    await waitServing(f.cluster, source, { target: `${ip}:80` });
+    await waitServing(f.cluster, source, { target: `${ip}:81`, mode: "udp", path: "/hostname" });
     const traffic = await ledger.traffic(f.cluster, paths);
     await traffic.flowing();
     // A second endpoint on the surviving node: what every flow should end up on.
@@ -105,6 +109,16 @@ describe.each(PROXY_MODES)("stale conntrack entries after a node power cut (kube
     const on = (path: string) => entries.filter((e) => e.path === path);
     const settled = gone + 2_000; // kube-proxy's sync after the endpoint change, with margin
     ledger.expect(noDrops(entries.filter((e) => e.end < stopped)));
+    // The UDP flow's one conntrack entry was made while the doomed pod was the only endpoint, and kept
+    // it: otherwise this test would prove nothing about stale UDP entries.
+    const udpServedBy = new Set(
+      on(udpFixed)
+        .filter((e) => e.end < stopped)
+        .map((e) => e.body),
+    );
+    expect([...udpServedBy], "who answered the fixed-port UDP flow before the cut").toEqual([
+      "sticky-doomed",
+    ]);
     // UDP: the flow was pinned to the dead pod (it failed), and kube-proxy's cleanup freed it.
     ledger.expect(dropsDetected(on(udpFixed).filter((e) => e.start > stopped && e.end < gone)));
     ledger.expect(recoveredWithin(on(udpFixed), gone, 2_000));
