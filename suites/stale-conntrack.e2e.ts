@@ -121,7 +121,8 @@ describe.each(PROXY_MODES)("stale conntrack entries after a node power cut (kube
     ]);
     // UDP: the flow was pinned to the dead pod (it failed), and kube-proxy's cleanup freed it.
     ledger.expect(dropsDetected(on(udpFixed).filter((e) => e.start > stopped && e.end < gone)));
-    ledger.expect(recoveredWithin(on(udpFixed), gone, 2_000));
+    const udpBack = recoveredWithin(on(udpFixed), gone, 2_000);
+    ledger.expect(udpBack);
     // TCP on fresh ports: served once the endpoint is gone (a port that happens to repeat one sent to
     // the dead pod is the stale-entry case, judged apart).
     ledger.expect(recoveredWithin(on(tcpFresh), gone, 2_000, { staleConntrack: "separate" }));
@@ -135,7 +136,7 @@ describe.each(PROXY_MODES)("stale conntrack entries after a node power cut (kube
       "failures from the fixed TCP port not explained by its stale entry",
     ).toEqual([]);
     console.log(
-      `[stale-conntrack ${mode}] endpoint not serving ${((gone - stopped) / 1000).toFixed(1)} s after the cut; UDP from port ${UDP_PORT} served again after it; TCP from port ${TCP_PORT} still blackholed ${((Math.max(...stuck.map((e) => e.end)) - gone) / 1000).toFixed(1)} s after it (${stuck.length} requests)`,
+      `[stale-conntrack ${mode}] endpoint not serving ${((gone - stopped) / 1000).toFixed(1)} s after the cut; UDP from port ${UDP_PORT} served again ${udpBack.recoveryMs} ms after that; TCP from port ${TCP_PORT} still blackholed ${((Math.max(...stuck.map((e) => e.end)) - gone) / 1000).toFixed(1)} s after it (${stuck.length} requests)`,
     );
   });
 });
