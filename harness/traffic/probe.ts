@@ -83,29 +83,44 @@ export async function probeOnce(seq: number, o: ProbeOptions): Promise<ProbeEntr
   }
 }
 
-function probeRequest(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
+type Result = Omit<ProbeEntry, "seq" | "start" | "end">;
+
+/**
+ * How every request ends, once: the deadline cleared, the connection closed by `close` (which returns
+ * the source port, read before closing: a destroyed socket no longer knows it), the entry resolved.
+ * One deadline covers the whole request, connect included: socket idle timers do not cover a SYN that
+ * is never answered, which is exactly what a blackhole looks like.
+ */
+function requestEnd(
+  seq: number,
+  timeoutMs: number,
+  resolve: (entry: ProbeEntry) => void,
+  close: (reset: boolean) => number | undefined,
+) {
   const start = Date.now();
+  let settled = false;
+  const settle = (e: Result, reset = false) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    const localPort = close(reset);
+    resolve({ seq, start, end: Date.now(), ...e, ...(localPort !== undefined && { localPort }) });
+  };
+  const fail = (err: NodeJS.ErrnoException) =>
+    settle({ outcome: classify(err), error: err.code ?? err.message });
+  const timer = setTimeout(() => fail(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })), timeoutMs);
+  return { settle, fail };
+}
+
+function probeRequest(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
   return new Promise((resolve) => {
-    let settled = false;
     let abort = () => {};
     let socket: Socket | undefined;
-    const settle = (e: Omit<ProbeEntry, "seq" | "start" | "end">) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      // Read before abort(): a destroyed socket no longer knows its port.
-      const localPort = socket?.localPort;
+    const { settle, fail } = requestEnd(seq, o.timeoutMs, resolve, () => {
+      const port = socket?.localPort;
       abort();
-      resolve({ seq, start, end: Date.now(), ...e, ...(localPort !== undefined && { localPort }) });
-    };
-    const fail = (err: NodeJS.ErrnoException) =>
-      settle({ outcome: classify(err), error: err.code ?? err.message });
-    // One deadline for the whole request, connect included: socket idle timers do not cover a SYN that
-    // is never answered, which is exactly what a blackhole looks like.
-    const timer = setTimeout(
-      () => fail(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })),
-      o.timeoutMs,
-    );
+      return port;
+    });
     if (o.mode === "tcp") {
       const conn = connect({ host: o.host, port: o.port });
       socket = conn;
@@ -158,25 +173,13 @@ function probeRequest(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
  * deadline is dropped; no TIME_WAIT follows an unanswered SYN.
  */
 function probeFromPort(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
-  const start = Date.now();
   return new Promise((resolve) => {
     const socket = connect({ host: o.host, port: o.port, localPort: o.localPort });
-    let settled = false;
-    const settle = (e: Omit<ProbeEntry, "seq" | "start" | "end">, reset = false) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      const localPort = socket.localPort ?? o.localPort;
+    const { settle, fail } = requestEnd(seq, o.timeoutMs, resolve, (reset) => {
       if (reset && !socket.connecting && !socket.destroyed) socket.resetAndDestroy();
       else socket.destroy();
-      resolve({ seq, start, end: Date.now(), ...e, ...(localPort !== undefined && { localPort }) });
-    };
-    const fail = (err: NodeJS.ErrnoException) =>
-      settle({ outcome: classify(err), error: err.code ?? err.message });
-    const timer = setTimeout(
-      () => fail(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })),
-      o.timeoutMs,
-    );
+      return o.localPort;
+    });
     socket.once("error", fail);
     if (o.mode === "tcp") {
       socket.once("connect", () => settle({ outcome: "ok" }, true));
@@ -205,25 +208,20 @@ function probeFromPort(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
  * Service without endpoints) is refused.
  */
 function probeDatagram(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
-  const start = Date.now();
   const command = o.path.replace(/^\//, "") || "hostname";
   return new Promise((resolve) => {
     // reuseAddr: with --local-port, the next request binds the port this one just closed.
     const socket = createSocket({ type: "udp4", reuseAddr: true });
     let localPort: number | undefined;
-    const settle = (e: Omit<ProbeEntry, "seq" | "start" | "end">) => {
-      clearTimeout(timer);
+    const { settle, fail } = requestEnd(seq, o.timeoutMs, resolve, () => {
       socket.removeAllListeners();
       socket.on("error", () => {});
       try {
         socket.close();
       } catch {}
-      resolve({ seq, start, end: Date.now(), ...e, ...(localPort !== undefined && { localPort }) });
-    };
-    const timer = setTimeout(() => settle({ outcome: "timeout", error: "ETIMEDOUT" }), o.timeoutMs);
-    socket.once("error", (err: NodeJS.ErrnoException) =>
-      settle({ outcome: classify(err), error: err.code ?? err.message }),
-    );
+      return localPort;
+    });
+    socket.once("error", fail);
     socket.once("message", (msg) => settle({ outcome: "ok", body: msg.toString("utf8").trim() }));
     socket.bind(o.localPort ?? 0, () => {
       localPort = socket.address().port;
