@@ -35,6 +35,10 @@ export async function startProcess(options: {
   if (!bin) throw new TphError(`no command for ${options.name}`);
   const log = await open(options.log, "a");
   try {
+    // Logs are appended across restarts; the marker lets logTail show this run's lines only.
+    await log.write(
+      `${START_MARKER}${options.name} at ${new Date().toISOString()}: ${options.argv.join(" ")}\n`,
+    );
     // Both `ip netns exec` and nsenter exec the program in place, so the pid we get is the program's own.
     const enter = options.hostMounts
       ? ["nsenter", `--net=/run/netns/${options.netns}`, "--"]
@@ -113,14 +117,26 @@ export async function findProcesses(marker: string): Promise<number[]> {
   return pids;
 }
 
-/** The last lines of a log, for errors about a process that died. */
+/** The line startProcess writes into a log before each start. */
+export const START_MARKER = "=== tph: starting ";
+
+/**
+ * The last lines a log got since the process was last started (startProcess marks each start), for
+ * errors about a process that died: a restarted process's error must not show its predecessor's lines.
+ */
 export async function logTail(path: string, lines = 20): Promise<string> {
+  let text: string;
   try {
-    const text = await readFile(path, "utf8");
-    return text.trimEnd().split("\n").slice(-lines).join("\n");
+    text = await readFile(path, "utf8");
   } catch {
     return "(no log)";
   }
+  const all = text.trimEnd().split("\n");
+  const since = all.findLastIndex((l) => l.startsWith(START_MARKER));
+  const own = all.slice(since + 1);
+  return own.length === 0 || (own.length === 1 && own[0] === "")
+    ? "(it wrote nothing)"
+    : own.slice(-lines).join("\n");
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
