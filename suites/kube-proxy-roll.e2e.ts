@@ -118,12 +118,12 @@ describe.each(PROXY_MODES)("kube-proxy version roll (kube-proxy %s)", (mode) => 
       f.cluster.provider === "kind" ? "registry.k8s.io/kube-proxy:v0.0.0-does-not-exist" : "/bin/false";
     await expect(rollKubeProxy(ctx, [a.name], broken, "broken")).rejects.toThrow();
     await new Promise((r) => setTimeout(r, 2_000));
-    const stale = ledger.timeline.events.at(-1)?.end as number;
+    const stale = ledger.timeline.last("replace-kube-proxy").end;
     // ...until the endpoints move: every backend is replaced, and node A still sends to the old ones.
     await rolloutRestart(ctx, { kind: "Deployment", namespace: ns, name: "stale" });
     await new Promise((r) => setTimeout(r, 8_000));
     await rollKubeProxy(ctx, [a.name], current.ref, current.version);
-    const fixed = ledger.timeline.events.at(-1)?.end as number;
+    const fixed = ledger.timeline.last("replace-kube-proxy").end;
     await new Promise((r) => setTimeout(r, 6_000));
     const { entries, exits } = await traffic.stop();
     ledger.expect(ranThroughout(exits));

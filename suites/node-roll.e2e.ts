@@ -55,6 +55,7 @@ describe.each(PROXY_MODES)("node roll under traffic (kube-proxy %s)", (mode) => 
         { description: `the address to be announced ${what}`, timeoutMs: 30_000, intervalMs: 100 },
       );
     announcers.push((await waitAnnouncer("by someone", Boolean)) as string);
+    ledger.followAnnouncer(f.k8s, ns, "web");
 
     const traffic = await ledger.traffic(f.cluster, [
       { name: "external->lb", source: { kind: "external" }, target: lb, path: "/hostname", rate: 50 },
@@ -106,6 +107,7 @@ describe.each(PROXY_MODES)("node roll under traffic (kube-proxy %s)", (mode) => 
     await new Promise((r) => setTimeout(r, 5_000));
     const announcer = await announcingNode(f.k8s, ns, "web");
     if (!announcer) return expect.fail("nobody announces the address");
+    ledger.followAnnouncer(f.k8s, ns, "web");
     const traffic = await ledger.traffic(f.cluster, [
       { name: "external->lb", source: { kind: "external" }, target: lb, path: "/hostname", rate: 50 },
     ]);

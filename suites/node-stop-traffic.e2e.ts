@@ -51,6 +51,7 @@ describe.each(PROXY_MODES)("node stop under traffic (kube-proxy %s)", (mode) => 
     const announcer = await announcingNode(f.k8s, ns, "spread");
     const victim = nodes.find((n) => n !== announcer) as string;
     const survivor = nodes.find((n) => n !== victim) as string;
+    ledger.followAnnouncer(f.k8s, ns, "spread");
     const traffic = await ledger.traffic(f.cluster, [
       { name: "external->lb", source: { kind: "external" }, target: lb, path: "/hostname", rate: 20 },
       {
@@ -64,7 +65,7 @@ describe.each(PROXY_MODES)("node stop under traffic (kube-proxy %s)", (mode) => 
     await traffic.flowing();
     const ctx = ledger.disrupt(f.cluster, f.k8s);
     await stopNode(ctx, victim);
-    const stoppedAt = ledger.timeline.events.at(-1)?.end as number;
+    const stoppedAt = ledger.timeline.last("stop-node").end;
     await new Promise((r) => setTimeout(r, 45_000));
     const { entries, exits } = await traffic.stop();
     ledger.expect(ranThroughout(exits));
@@ -102,6 +103,7 @@ describe.each(PROXY_MODES)("node stop under traffic (kube-proxy %s)", (mode) => 
     const lb = `${await waitLoadBalancerIP(f.k8s, ns, "single")}:80`;
     await waitServing(f.cluster, { kind: "external" }, { target: lb });
     expect(await announcingNode(f.k8s, ns, "single")).toBe(victim);
+    ledger.followAnnouncer(f.k8s, ns, "single");
 
     const traffic = await ledger.traffic(f.cluster, [
       { name: "external->lb", source: { kind: "external" }, target: lb, path: "/hostname", rate: 20 },
@@ -109,10 +111,10 @@ describe.each(PROXY_MODES)("node stop under traffic (kube-proxy %s)", (mode) => 
     await traffic.flowing();
     const ctx = ledger.disrupt(f.cluster, f.k8s);
     await stopNode(ctx, victim);
-    const stoppedAt = ledger.timeline.events.at(-1)?.end as number;
+    const stoppedAt = ledger.timeline.last("stop-node").end;
     await new Promise((r) => setTimeout(r, 15_000));
     await startNode(ctx, victim);
-    const startedAt = ledger.timeline.events.at(-1)?.end as number;
+    const startedAt = ledger.timeline.last("start-node").end;
     // Back within 0.4-5 s here: the pod restarts, its endpoint turns ready, the speaker announces again,
     // and the client's ARP for the address (failed while the node was down) is retried in 3 s cycles.
     await new Promise((r) => setTimeout(r, 20_000));

@@ -91,7 +91,7 @@ describe.each(PROXY_MODES)("stale conntrack entries after a node power cut (kube
 
     const ctx = ledger.disrupt(f.cluster, f.k8s);
     await stopNode(ctx, doomed);
-    const stopped = ledger.timeline.events.at(-1)?.end as number;
+    const stopped = ledger.timeline.last("stop-node").end;
     // The replacement, as a controller would start one: a second endpoint on the surviving node, for
     // every flow to end up on. Until now the doomed pod was the only one, so every flow's conntrack
     // entry points at it.
@@ -101,7 +101,7 @@ describe.each(PROXY_MODES)("stale conntrack entries after a node power cut (kube
     await ledger.timeline.step("endpoint-not-serving", `sticky-doomed`, () =>
       waitEndpoints(f.k8s, ns, "sticky", 1, 120_000),
     );
-    const gone = ledger.timeline.events.at(-1)?.end as number;
+    const gone = ledger.timeline.last("endpoint-not-serving").end;
     await new Promise((r) => setTimeout(r, 15_000));
     const { entries, exits } = await traffic.stop();
     await startNode(ctx, doomed);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { sleep, WaitTimeoutError, waitFor } from "./wait.ts";
+import { sleep, WaitTimeoutError, waitFor, watchValue } from "./wait.ts";
 
 describe("waitFor", () => {
   it("returns the value once the probe is done", async () => {
@@ -55,5 +55,35 @@ describe("sleep", () => {
     const p = sleep(10_000, controller.signal);
     controller.abort(new Error("bye"));
     await expect(p).rejects.toThrow("bye");
+  });
+});
+
+describe("watchValue", () => {
+  it("reports each change once, skips failed reads, and reports nothing after stop()", async () => {
+    const readings = ["a", "a", "boom", "b", "b", undefined, "c"];
+    let i = 0;
+    const seen: (string | undefined)[] = [];
+    const w = watchValue(
+      async () => {
+        const v = readings[Math.min(i++, readings.length - 1)];
+        if (v === "boom") throw new Error("apiserver busy");
+        return v;
+      },
+      (v) => seen.push(v),
+      1,
+    );
+    await waitFor(
+      async () => (seen.includes("c") ? { done: true, value: 0 } : { done: false, state: seen }),
+      {
+        description: "c",
+        timeoutMs: 2_000,
+        intervalMs: 5,
+      },
+    );
+    await w.stop();
+    expect(seen).toEqual(["a", "b", undefined, "c"]);
+    const after = seen.length;
+    await sleep(20);
+    expect(seen.length).toBe(after);
   });
 });

@@ -65,6 +65,40 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * Reads a value every `intervalMs` and calls `onChange` each time it differs from the last reading (the
+ * first reading counts as a change). A read that throws is skipped. stop() ends it promptly and waits
+ * for the read in flight, so no change is reported after it.
+ */
+export function watchValue<T>(
+  read: () => Promise<T>,
+  onChange: (value: T) => void,
+  intervalMs: number,
+): { stop(): Promise<void> } {
+  const stopping = new AbortController();
+  const loop = (async () => {
+    let first = true;
+    let last: T | undefined;
+    while (!stopping.signal.aborted) {
+      try {
+        const value = await read();
+        if (!stopping.signal.aborted && (first || value !== last)) {
+          first = false;
+          last = value;
+          onChange(value);
+        }
+      } catch {}
+      await sleep(intervalMs, stopping.signal).catch(() => undefined);
+    }
+  })();
+  return {
+    async stop() {
+      stopping.abort();
+      await loop;
+    },
+  };
+}
+
 function render(state: unknown): string {
   if (typeof state === "string") return state;
   try {

@@ -41,6 +41,19 @@ export class Timeline {
     }
   }
 
+  /**
+   * The latest event of `action` (e.g. the "stop-node" a test just did): by name, because other events
+   * (marks made while traffic runs) may land after it.
+   */
+  last(action: string): TimelineEvent {
+    const found = this.events.findLast((e) => e.action === action);
+    if (!found)
+      throw new Error(
+        `no ${action} on the timeline (has: ${this.events.map((e) => e.action).join(", ") || "nothing"})`,
+      );
+    return found;
+  }
+
   /** An instant on the timeline (e.g. "blackhole expected from here"). */
   mark(action: string, target: string): void {
     const now = Date.now();

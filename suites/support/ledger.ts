@@ -3,9 +3,11 @@ import { join } from "node:path";
 import { afterEach, beforeEach, expect } from "vitest";
 import { describeEntry, type LedgerEntry, type Verdict } from "../../harness/assert/verdicts.ts";
 import type { StartedCluster } from "../../harness/cluster/provider.ts";
+import { watchValue } from "../../harness/core/wait.ts";
 import type { DisruptContext } from "../../harness/disrupt/actions.ts";
 import { Timeline } from "../../harness/disrupt/timeline.ts";
 import type { KubeClients } from "../../harness/k8s/client.ts";
+import { announcingNode } from "../../harness/metallb/announcer.ts";
 import { renderTimeline } from "../../harness/report/timeline.ts";
 import { type ProbeRequest, type ProbeSource, runProbe } from "../../harness/traffic/run-probe.ts";
 import {
@@ -26,15 +28,18 @@ export function useLedger() {
   let verdicts: Verdict[] = [];
   let timeline = new Timeline();
   let running: RunningTraffic[] = [];
+  let watchers: { stop(): Promise<void> }[] = [];
   let testName = "";
   beforeEach((ctx) => {
     entries = [];
     verdicts = [];
     timeline = new Timeline();
     running = [];
+    watchers = [];
     testName = ctx.task.name;
   });
   afterEach(async (ctx) => {
+    for (const w of watchers) await w.stop();
     // A test that threw mid-disruption leaves its traffic running: stop it, keep what it recorded.
     for (const t of running) entries.push(...(await t.stop()).entries);
     const dir = process.env.TPH_ARTIFACTS;
@@ -81,6 +86,20 @@ export function useLedger() {
           return result;
         },
       };
+    },
+    /**
+     * Marks on the timeline who announces `service`'s LoadBalancer address, and each change of it
+     * ("announced-by <node>", from MetalLB's status, read twice a second) until the test ends: failures on
+     * an LB path then stand next to the node its traffic entered.
+     */
+    followAnnouncer(k8s: KubeClients, namespace: string, service: string): void {
+      watchers.push(
+        watchValue(
+          () => announcingNode(k8s, namespace, service),
+          (node) => timeline.mark("announced-by", node ?? "nobody"),
+          500,
+        ),
+      );
     },
     /** The context disruption actions take; they land on this test's timeline. */
     disrupt(cluster: StartedCluster, k8s: KubeClients): DisruptContext {
