@@ -25,13 +25,14 @@ describe("renderTimeline", () => {
     const events: TimelineEvent[] = [
       { action: "drain", target: "w2", start: T0 + 1_200, end: T0 + 2_400 },
       { action: "cordon", target: "w2", start: T0 + 1_100, end: T0 + 1_150 },
+      { action: "announced-by", target: "w1", start: T0 + 2_500, end: T0 + 2_500 },
     ];
     const text = renderTimeline(entries, events);
     const lines = text.split("\n");
     expect(lines[0]).toMatch(/^t\(s\)\s+external->lb\s+pod@w1->svc\s+actions$/);
     expect(lines[1]).toMatch(/^\+0\.0\s+2\/0\s+1\/0$/);
     expect(lines[2]).toMatch(/^\+1\.0\s+0\/0\s+0\/0\s+● cordon w2 \(50 ms\); ▶ drain w2$/);
-    expect(lines[3]).toMatch(/^\+2\.0\s+1\/1 ✗\s+0\/0\s+■ drain w2 \(1\.2 s\)$/);
+    expect(lines[3]).toMatch(/^\+2\.0\s+1\/1 ✗\s+0\/0\s+■ drain w2 \(1\.2 s\); ● announced-by w1$/);
     expect(text).toContain("failures (1):");
     expect(text).toMatch(/\+2\.100 s {2}#7 12:00:02\.100 external->lb → timeout \(ETIMEDOUT\)/);
   });

@@ -45,7 +45,9 @@ export function renderTimeline(
     const endRow = Math.floor((ev.end - t0) / bucketMs);
     const what = `${ev.action} ${ev.target}`.trim();
     if (startRow === endRow && ev.end - ev.start < bucketMs) {
-      actions[startRow]?.push(`● ${what} (${ev.end - ev.start} ms)${error ? ` ✗ ${error}` : ""}`);
+      // A mark (an instant, e.g. "announced-by") has no duration to show.
+      const took = ev.end > ev.start ? ` (${ev.end - ev.start} ms)` : "";
+      actions[startRow]?.push(`● ${what}${took}${error ? ` ✗ ${error}` : ""}`);
     } else {
       actions[startRow]?.push(`▶ ${what}`);
       actions[endRow]?.push(
