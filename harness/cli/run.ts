@@ -1,15 +1,29 @@
-import { mkdir, readdir } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import type { HarnessConfig } from "../core/config.ts";
+import { getProvider } from "../cluster/providers.ts";
+import { type HarnessConfig, parseProxyMode } from "../core/config.ts";
 import { TphError, UsageError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { acquireRunLock, E2E_LOCK_PATH } from "../core/run-lock.ts";
+import { junitXml } from "../report/junit.ts";
+import {
+  collectRows,
+  countRows,
+  exitCode,
+  type Row,
+  renderRepeatSummary,
+  renderReport,
+  seconds,
+  summarizeRepeats,
+  unhandledErrorRows,
+} from "../report/verdicts-table.ts";
 
 /**
  * `tph run`: the main job. Runs the conformance suites (vitest project `e2e`) on the chosen provider and
  * proxy mode; each suite brings its own cluster up and tears it down (kept with --retain), or with
  * --use-running all of them use the cluster `tph up` left running. Writes JUnit
  * XML and, per test, the JSON ledger of every request with its verdicts into the artifacts directory,
- * prints a verdict table, and returns non-zero on any failed verdict.
+ * prints a verdict table, and returns non-zero on any failure or error, and when no test ran at all.
  */
 export interface RunOptions {
   suites: string[];
@@ -17,13 +31,10 @@ export interface RunOptions {
   retain: boolean;
   /** Run every suite on the running cluster config.clusterName instead of one cluster per suite. */
   useRunning?: boolean;
-}
-
-interface Row {
-  suite: string;
-  test: string;
-  state: string;
-  ms: number;
+  /** Run the suites this many times in a row and summarize each test's passes (default 1). */
+  repeat?: number;
+  /** Whether the preflight may install missing Debian packages (default true). */
+  install?: boolean;
 }
 
 /**
@@ -73,7 +84,23 @@ export async function listSuites(repoRoot: string, provider: string): Promise<st
   return [...top, ...local].map((f) => f.replace(/\.e2e\.ts$/, "")).sort();
 }
 
+/** --repeat: a positive integer. */
+export function parseRepeat(value: string): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw badRepeat(value);
+  return n;
+}
+
+function badRepeat(value: unknown): UsageError {
+  return new UsageError(
+    `--repeat ${value}: not a positive integer`,
+    "e.g. --repeat 3 runs the suites 3 times",
+  );
+}
+
 export async function runSuites(config: HarnessConfig, options: RunOptions, logger: Logger): Promise<number> {
+  const repeat = options.repeat ?? 1;
+  if (!Number.isSafeInteger(repeat) || repeat < 1) throw badRepeat(repeat);
   const available = await listSuites(config.repoRoot, config.provider);
   const unknown = options.suites.filter((s) => !available.includes(s));
   if (unknown.length > 0) {
@@ -82,66 +109,77 @@ export async function runSuites(config: HarnessConfig, options: RunOptions, logg
   let chosen = options.suites.length > 0 ? options.suites : available;
   if (options.useRunning) chosen = await useRunningCluster(config, chosen, options.suites.length > 0, logger);
   const artifacts = resolve(options.artifacts);
-  await mkdir(artifacts, { recursive: true });
+  // Before anything is built or started: one e2e run per machine, and a host that has what the run
+  // needs (checked in seconds; missing Debian packages installed unless --no-install).
+  await acquireRunLock(E2E_LOCK_PATH);
+  if (options.install === false) process.env.TPH_NO_INSTALL = "1";
+  if (!options.useRunning) {
+    const modes = process.env.TPH_PROXY_MODE
+      ? [parseProxyMode(process.env.TPH_PROXY_MODE)]
+      : (["iptables", "nftables"] as const);
+    await getProvider(config.provider).preflight(config, {
+      logger,
+      proxyModes: [...modes],
+      install: options.install !== false,
+    });
+  }
 
   // The suites read their settings from the environment (vitest runs them in worker processes).
   process.env.TPH_PROVIDER = config.provider;
-
-  process.env.TPH_ARTIFACTS = artifacts;
   if (options.retain) process.env.TPH_RETAIN = "1";
 
-  logger.step(`running ${chosen.length} suite(s) on ${config.provider}: ${chosen.join(", ")}`);
+  if (repeat === 1) {
+    logger.step(`running ${chosen.length} suite(s) on ${config.provider}: ${chosen.join(", ")}`);
+    return (await runOnce(config, chosen, artifacts)).code;
+  }
+  const repetitions: RunResult[] = [];
+  for (let i = 1; i <= repeat; i++) {
+    logger.step(
+      `repetition ${i}/${repeat}: running ${chosen.length} suite(s) on ${config.provider}: ${chosen.join(", ")}`,
+    );
+    const result = await runOnce(config, chosen, join(artifacts, `repeat-${i}`));
+    process.stdout.write(`repetition ${i}/${repeat}: ${seconds(result.wallMs)}\n\n`);
+    repetitions.push(result);
+  }
+  const summary = summarizeRepeats(repetitions.map((r) => r.rows));
+  process.stdout.write(
+    `\n${renderRepeatSummary(
+      summary,
+      repetitions.map((r) => r.wallMs),
+    )}`,
+  );
+  return summary.ok ? 0 : 1;
+}
+
+interface RunResult {
+  rows: Row[];
+  code: number;
+  wallMs: number;
+}
+
+/** One vitest run of the chosen suites: prints the verdict table, writes the JUnit XML into `artifacts`. */
+async function runOnce(config: HarnessConfig, chosen: string[], artifacts: string): Promise<RunResult> {
+  const start = Date.now();
+  await mkdir(artifacts, { recursive: true });
+  // Read by the suites' ledgers: each repetition's ledgers go to its own directory.
+  process.env.TPH_ARTIFACTS = artifacts;
   const { startVitest } = await import("vitest/node");
-  const junit = join(artifacts, "junit.xml");
   const vitest = await startVitest(
     chosen.map((s) => `suites/${s}.e2e.ts`),
-    {
-      root: config.repoRoot,
-      project: ["e2e"],
-      run: true,
-      watch: false,
-      reporters: ["default", "junit"],
-      outputFile: { junit },
-    },
+    { root: config.repoRoot, project: ["e2e"], run: true, watch: false, reporters: ["default"] },
   );
-  const rows: Row[] = [];
-  for (const file of vitest.state.getFiles()) {
-    const visit = (
-      task: { type: string; name: string; tasks?: unknown[]; result?: { state?: string; duration?: number } },
-      prefix: string,
-    ) => {
-      if (task.type === "test") {
-        rows.push({
-          suite: file.name.replace(/^suites\//, "").replace(/\.e2e\.ts$/, ""),
-          test: `${prefix}${task.name}`,
-          state: task.result?.state ?? "skip",
-          ms: task.result?.duration ?? 0,
-        });
-      }
-      for (const t of (task.tasks ?? []) as (typeof task)[])
-        visit(t, task.type === "suite" ? `${prefix}${task.name} › ` : prefix);
-    };
-    for (const t of file.tasks) visit(t as never, "");
+  let rows: Row[];
+  try {
+    rows = [
+      ...collectRows(vitest.state.getFiles()),
+      ...unhandledErrorRows(vitest.state.getUnhandledErrors()),
+    ];
+  } finally {
+    await vitest.close();
   }
-  await vitest.close();
-
-  const failed = rows.filter((r) => r.state === "fail");
-  const width = Math.min(Math.max(...rows.map((r) => r.test.length), 10), 110);
-  process.stdout.write(`\n${"VERDICT".padEnd(8)} ${"SUITE".padEnd(28)} ${"TEST".padEnd(width)} TIME\n`);
-  for (const r of rows) {
-    const verdict = r.state === "pass" ? "pass" : r.state === "fail" ? "FAIL" : r.state;
-    process.stdout.write(
-      `${verdict.padEnd(8)} ${r.suite.padEnd(28)} ${r.test.slice(0, width).padEnd(width)} ${(r.ms / 1000).toFixed(1)} s\n`,
-    );
-  }
-  const passed = rows.filter((r) => r.state === "pass").length;
-  const skipped = rows.length - passed - failed.length;
-  process.stdout.write(
-    `\n${passed} passed, ${failed.length} failed${skipped ? `, ${skipped} skipped` : ""}\n`,
-  );
+  const junit = join(artifacts, "junit.xml");
+  await writeFile(junit, junitXml(rows));
+  process.stdout.write(`\n${renderReport(rows)}`);
   process.stdout.write(`artifacts: ${junit} and ${join(artifacts, "ledgers")}/\n`);
-  const fileErrors = vitest.state
-    .getFiles()
-    .filter((f) => f.result?.state === "fail" && (f.result.errors?.length ?? 0) > 0);
-  return failed.length > 0 || fileErrors.length > 0 || rows.length === 0 ? 1 : 0;
+  return { rows, code: exitCode(countRows(rows)), wallMs: Date.now() - start };
 }
