@@ -22,14 +22,20 @@ version=$2
 shift 2
 packages=("$@")
 
-# DIR is one directory right under upstream/, named in the module path.
+# DIR is one directory right under upstream/, named in the module path; or an absolute path (tph's
+# on-demand releases pin into its cache this way, without touching the repo).
+out=""
+if [[ $dir == /* ]]; then
+  out=$dir
+  dir=$(basename "$dir")
+fi
 [[ $dir =~ ^[a-z0-9][a-z0-9._-]*$ ]] || { echo "DIR must be a plain lower-case name, got '$dir'" >&2; exit 2; }
 # Only v1.Y.Z[-pre] maps onto the staging modules' v0.Y.Z[-pre].
 [[ $version =~ ^v1\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]] || { echo "VERSION must look like v1.Y.Z, got '$version'" >&2; exit 2; }
 staging_version="v0.${version#v1.}"
 
 upstream=$(cd "$(dirname "$0")" && pwd)
-out="$upstream/$dir"
+[ -n "$out" ] || out="$upstream/$dir"
 
 # Fetch the tag from outside any module, so a stale or broken go.mod in $out cannot get in the way.
 scratch=$(mktemp -d)

@@ -1,3 +1,4 @@
+import { COMMAND_NEEDS } from "../cluster/local/preflight.ts";
 import { parseCidr } from "../core/cidr.ts";
 import { run, which } from "../core/exec.ts";
 
@@ -39,15 +40,13 @@ export async function doctor(providers: string[]): Promise<DoctorResult[]> {
       await version(["go", "version"]),
       "install Go >= 1.26, or set TPH_GO",
     );
-    for (const [cmd, pkg] of [
-      ["ip", "iproute2"],
-      ["iptables", "iptables"],
-      ["nft", "nftables"],
-      ["conntrack", "conntrack"],
-      ["openssl", "openssl"],
-      ["nsenter", "util-linux"],
-    ] as const) {
-      add("local", cmd, (await which(cmd)) ? "found" : undefined, `apt-get install ${pkg}`);
+    for (const n of COMMAND_NEEDS) {
+      add(
+        "local",
+        `${n.command} (${n.why})`,
+        (await which(n.command)) ? "found" : undefined,
+        `apt-get install ${n.pkg}`,
+      );
     }
   }
   if (providers.includes("kind")) {

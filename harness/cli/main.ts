@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { ensureBinaries } from "../cluster/local/binaries.ts";
+import { ensureBinaries, ensureExtraBinary } from "../cluster/local/binaries.ts";
 import { getProvider } from "../cluster/providers.ts";
 import {
   type ConfigOverrides,
@@ -9,6 +9,7 @@ import {
   loadConfig,
   nodeCount,
   parseClusterFile,
+  parseKubernetesVersion,
   parseProvider,
   parseProxyMode,
 } from "../core/config.ts";
@@ -16,7 +17,7 @@ import { describeError, TphError, UsageError } from "../core/errors.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
 import { kubeClients } from "../k8s/client.ts";
 import { doctor } from "./doctor.ts";
-import { listSuites, runSuites } from "./run.ts";
+import { listSuites, parseRepeat, runSuites } from "./run.ts";
 
 /**
  * `tph`: the command line. Each command is a small function over the library; parsing and configuration
@@ -60,6 +61,10 @@ const commands: Record<string, Command> = {
         help: "kube-proxy mode: iptables (default) or nftables; ipvs needs a kernel with IPVS",
       },
       "kubernetes-version": { type: "string", help: "kind: node image kindest/node:VERSION (e.g. v1.35.1)" },
+      "kube-proxy-version": {
+        type: "string",
+        help: "local: run this kube-proxy release on every node (built on demand, e.g. v1.35.4); per node in --config",
+      },
       "node-image": { type: "string", help: "kind: a full node image reference instead of a version" },
       "disable-cni": {
         type: "boolean",
@@ -82,11 +87,16 @@ const commands: Record<string, Command> = {
         type: "boolean",
         help: "keep a cluster whose bring-up failed, for debugging; prints how to delete it",
       },
+      "no-install": {
+        type: "boolean",
+        help: "never install missing Debian packages (the preflight then stops, naming each and its package)",
+      },
     },
     async run(config, values, logger) {
       const cluster = await getProvider(config.provider).up(config, {
         logger,
         retain: values.retain === true,
+        install: values["no-install"] !== true,
       });
       process.stdout.write(`${cluster.kubeconfigPath}\n`);
       return 0;
@@ -95,12 +105,16 @@ const commands: Record<string, Command> = {
   run: {
     summary: "run the conformance suites: verdict table, JUnit and per-test ledgers; non-zero on any failure",
     usage:
-      "tph run [--provider local|kind] [--proxy-mode MODE] [--suite NAME[,NAME...]] [--artifacts DIR] [--retain] [--use-running]",
+      "tph run [--provider local|kind] [--proxy-mode MODE] [--suite NAME[,NAME...]] [--artifacts DIR] [--retain] [--use-running] [--repeat N] [--no-install]",
     options: {
       ...common,
       "proxy-mode": {
         type: "string",
         help: "run the suites under this kube-proxy mode only (default: iptables and nftables on local)",
+      },
+      "kube-proxy-version": {
+        type: "string",
+        help: "local: every cluster runs this kube-proxy release (built on demand, e.g. v1.35.4)",
       },
       suite: {
         type: "string",
@@ -116,13 +130,26 @@ const commands: Record<string, Command> = {
         type: "boolean",
         help: "run every suite on the running cluster --name (from `tph up`) instead of one cluster per suite",
       },
+      "no-install": {
+        type: "boolean",
+        help: "never install missing Debian packages (the preflight then stops, naming each and its package)",
+      },
+      repeat: {
+        type: "string",
+        help: "run the suites N times in a row (artifacts in DIR/repeat-<i>/) and print each test's passes, e.g. 2/3",
+      },
     },
     async run(config, values, logger) {
       if (values.list) {
         for (const s of await listSuites(config.repoRoot, config.provider)) process.stdout.write(`${s}\n`);
         return 0;
       }
-      if (typeof values["proxy-mode"] === "string") process.env.TPH_PROXY_MODE = values["proxy-mode"];
+      const repeat = typeof values.repeat === "string" ? parseRepeat(values.repeat) : 1;
+      if (typeof values["proxy-mode"] === "string")
+        process.env.TPH_PROXY_MODE = parseProxyMode(values["proxy-mode"]);
+      // The suites build their clusters from the environment (they run in vitest's workers).
+      if (config.cluster.kubeProxyVersion)
+        process.env.TPH_KUBE_PROXY_VERSION = config.cluster.kubeProxyVersion;
       const stamp = new Date().toISOString().replace(/[:.]/g, "-");
       return runSuites(
         config,
@@ -137,6 +164,8 @@ const commands: Record<string, Command> = {
           artifacts: typeof values.artifacts === "string" ? values.artifacts : `artifacts/run-${stamp}`,
           retain: values.retain === true,
           useRunning: values["use-running"] === true,
+          repeat,
+          install: values["no-install"] !== true,
         },
         logger,
       );
@@ -264,12 +293,24 @@ const commands: Record<string, Command> = {
   },
   binaries: {
     summary: "build (or reuse) the upstream binaries the local provider runs",
-    usage: "tph binaries [--rebuild]",
-    options: { ...common, rebuild: { type: "boolean", help: "rebuild even when cached" } },
+    usage: "tph binaries [--rebuild] [--all]",
+    options: {
+      ...common,
+      rebuild: { type: "boolean", help: "rebuild even when cached" },
+      all: {
+        type: "boolean",
+        help: "also the on-demand ones (the previous release's kube-proxy, for the kube-proxy roll)",
+      },
+    },
     async run(config, values, logger) {
-      const set = await ensureBinaries(config, logger, { rebuild: values.rebuild === true });
-      for (const [name, path] of Object.entries(set.paths))
-        process.stdout.write(`${name.padEnd(24)} ${path}\n`);
+      const rebuild = values.rebuild === true;
+      const set = await ensureBinaries(config, logger, { rebuild });
+      const paths: Record<string, string> = { ...set.paths };
+      if (values.all === true)
+        paths["kube-proxy-previous"] = (
+          await ensureExtraBinary(config, "kube-proxy-previous", logger, { rebuild })
+        ).path;
+      for (const [name, path] of Object.entries(paths)) process.stdout.write(`${name.padEnd(24)} ${path}\n`);
       return 0;
     },
   },
@@ -356,6 +397,12 @@ export async function main(argv: string[]): Promise<number> {
     overrides.cluster = { ...overrides.cluster, nodes: nodeCount(values.nodes) };
   if (typeof values["proxy-mode"] === "string") {
     overrides.cluster = { ...overrides.cluster, proxyMode: parseProxyMode(values["proxy-mode"]) };
+  }
+  if (typeof values["kube-proxy-version"] === "string") {
+    overrides.cluster = {
+      ...overrides.cluster,
+      kubeProxyVersion: parseKubernetesVersion(values["kube-proxy-version"], "--kube-proxy-version"),
+    };
   }
   overrides.kind = {
     ...(typeof values["kubernetes-version"] === "string" && {

@@ -1,4 +1,4 @@
-import type { HarnessConfig } from "../core/config.ts";
+import type { HarnessConfig, ProxyMode } from "../core/config.ts";
 import type { ExecResult } from "../core/exec.ts";
 import type { Logger } from "../core/logger.ts";
 
@@ -8,8 +8,12 @@ import type { Logger } from "../core/logger.ts";
  */
 export interface ClusterProvider {
   readonly name: string;
-  /** Checks prerequisites (root, binaries, Docker...) without side effects; throws TphError with a hint. */
-  preflight(config: HarnessConfig): Promise<void>;
+  /**
+   * Checks prerequisites (root, commands, Docker...) in seconds, before anything is built or started;
+   * throws one TphError naming every miss and its fix. The local provider installs missing Debian
+   * packages unless `install` is false.
+   */
+  preflight(config: HarnessConfig, options?: PreflightOptions): Promise<void>;
   /** Brings a cluster up. On failure everything created so far is removed before the error is rethrown. */
   up(config: HarnessConfig, options: UpOptions): Promise<StartedCluster>;
   /** Attaches to a cluster that an earlier `up` left running (CLI commands, suites reusing a cluster). */
@@ -18,11 +22,21 @@ export interface ClusterProvider {
   gc(config: HarnessConfig, options: GcOptions): Promise<string[]>;
 }
 
+export interface PreflightOptions {
+  logger?: Logger;
+  /** The kube-proxy modes the run will use; default the config's. */
+  proxyModes?: ProxyMode[];
+  /** Install what is missing where the provider can (Debian packages, as root). Default true. */
+  install?: boolean;
+}
+
 export interface UpOptions {
   logger: Logger;
   signal?: AbortSignal;
   /** Keep whatever was created if bring-up fails, and print how to delete it. */
   retain?: boolean;
+  /** Whether the preflight may install missing packages (default true). */
+  install?: boolean;
 }
 
 export interface GcOptions {
@@ -70,6 +84,12 @@ export interface StartedCluster extends AsyncDisposable {
    * continuous traffic streams from. Pod sources must be probe clients (harness/traffic/clients.ts).
    */
   probeArgv(source: ProbeSource): Promise<string[]>;
+  /**
+   * The node that really receives the external client's traffic for `ip` on an L2 load balancer: the
+   * owner of the MAC address in the client's neighbour (ARP) entry. Undefined while the client has no
+   * entry. MetalLB's own status can lag or hold two claims during a move; this is the dataplane's answer.
+   */
+  l2Receiver?(ip: string): Promise<string | undefined>;
   /** Runs a command as the external client: outside every node, with `network.clientIP` as source. */
   runExternal?(argv: string[], options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<ExecResult>;
   /** Node lifecycle operations, where the provider supports them (both providers do). */
@@ -98,4 +118,6 @@ export interface NodeOperations {
   restartKubeProxy(node: string): Promise<void>;
   /** Replaces kube-proxy on one node with another binary (e.g. another version) and restarts it. */
   replaceKubeProxy(node: string, binary: string): Promise<void>;
+  /** What the node's kube-proxy runs now, as replaceKubeProxy takes it (a binary; an image on kind). */
+  kubeProxyRef(node: string): Promise<string>;
 }

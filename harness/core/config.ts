@@ -49,12 +49,16 @@ export interface ClusterConfig {
   /** The worker nodes, in order; node i is named `<cluster>-worker`, `<cluster>-worker2`, ... like kind. */
   nodes: NodeSpec[];
   proxyMode: ProxyMode;
+  /** The kube-proxy release every node runs (vX.Y.Z); unset: the cluster's own Kubernetes release. */
+  kubeProxyVersion?: string;
 }
 
 export interface NodeSpec {
   /** `topology.kubernetes.io/zone`, for trafficDistribution suites. */
   zone?: string;
   labels?: Record<string, string>;
+  /** This node's kube-proxy release, for version skew and mid-upgrade clusters (overrides the cluster's). */
+  kubeProxyVersion?: string;
 }
 
 /** ipvs exists for kind on hosts with IPVS; the local provider refuses it in its preflight. */
@@ -122,6 +126,9 @@ export function loadConfig(
       proxyMode: overrides.cluster?.proxyMode ?? parseProxyMode(env.TPH_PROXY_MODE ?? DEFAULTS.proxyMode),
     },
   };
+  const kubeProxyVersion = overrides.cluster?.kubeProxyVersion ?? env.TPH_KUBE_PROXY_VERSION;
+  if (kubeProxyVersion)
+    config.cluster.kubeProxyVersion = parseKubernetesVersion(kubeProxyVersion, "TPH_KUBE_PROXY_VERSION");
   const kindVersion = overrides.kind?.kubernetesVersion ?? env.TPH_KIND_K8S_VERSION;
   const kindImage = overrides.kind?.nodeImage ?? env.TPH_KIND_NODE_IMAGE;
   config.kind = {
@@ -147,6 +154,15 @@ export function parseProvider(value: string): ProviderName {
   throw new UsageError(`unknown provider "${value}"`, `choose one of: ${PROVIDERS.join(", ")}`);
 }
 
+/** A Kubernetes release as kube-proxy and the pins name it: v1.Y.Z, optionally with a pre-release. */
+export function parseKubernetesVersion(value: string, what: string): string {
+  if (/^v1\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(value)) return value;
+  throw new UsageError(
+    `${what} version "${value}" is not a Kubernetes release`,
+    "give it as v1.Y.Z, e.g. v1.35.4",
+  );
+}
+
 export function parseProxyMode(value: string): ProxyMode {
   if (value === "iptables" || value === "nftables" || value === "ipvs") return value;
   throw new UsageError(`unknown kube-proxy mode "${value}"`, `choose one of: ${PROXY_MODES.join(", ")}`);
@@ -164,10 +180,12 @@ export function nodeCount(value: string): NodeSpec[] {
  * A cluster file (YAML), for what flags say poorly: per-node zones and labels.
  *
  *   proxyMode: nftables
+ *   kubeProxyVersion: v1.36.3        # every node's kube-proxy (default: the cluster's release)
  *   nodes:
  *     - zone: zone-a
  *     - zone: zone-b
  *       labels: { example.com/rack: r2 }
+ *       kubeProxyVersion: v1.35.4    # this node's (a cluster mid-upgrade)
  */
 export function parseClusterFile(text: string, source: string): Partial<ClusterConfig> {
   let doc: unknown;
@@ -179,7 +197,14 @@ export function parseClusterFile(text: string, source: string): Partial<ClusterC
   if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
     throw new UsageError(`${source} must be a mapping with keys such as nodes and proxyMode`);
   }
-  const known = new Set(["nodes", "proxyMode", "nodeSubnet", "podSubnet", "serviceSubnet"]);
+  const known = new Set([
+    "nodes",
+    "proxyMode",
+    "nodeSubnet",
+    "podSubnet",
+    "serviceSubnet",
+    "kubeProxyVersion",
+  ]);
   const d = doc as Record<string, unknown>;
   for (const key of Object.keys(d)) {
     if (!known.has(key))
@@ -187,6 +212,8 @@ export function parseClusterFile(text: string, source: string): Partial<ClusterC
   }
   const out: Partial<ClusterConfig> = {};
   if (d.proxyMode !== undefined) out.proxyMode = parseProxyMode(String(d.proxyMode));
+  if (d.kubeProxyVersion !== undefined)
+    out.kubeProxyVersion = parseKubernetesVersion(String(d.kubeProxyVersion), `${source}: kubeProxyVersion`);
   for (const key of ["nodeSubnet", "podSubnet", "serviceSubnet"] as const) {
     if (d[key] !== undefined) out[key] = String(d[key]);
   }
@@ -196,8 +223,11 @@ export function parseClusterFile(text: string, source: string): Partial<ClusterC
     out.nodes = d.nodes.map((n: unknown, i: number) => {
       const node = (n ?? {}) as Record<string, unknown>;
       for (const key of Object.keys(node)) {
-        if (key !== "zone" && key !== "labels")
-          throw new UsageError(`${source}: nodes[${i}] has unknown key "${key}"`, "use zone and labels");
+        if (key !== "zone" && key !== "labels" && key !== "kubeProxyVersion")
+          throw new UsageError(
+            `${source}: nodes[${i}] has unknown key "${key}"`,
+            "use zone, labels and kubeProxyVersion",
+          );
       }
       const labels = node.labels as Record<string, unknown> | undefined;
       if (labels !== undefined && (typeof labels !== "object" || Array.isArray(labels))) {
@@ -205,6 +235,12 @@ export function parseClusterFile(text: string, source: string): Partial<ClusterC
       }
       return {
         ...(node.zone !== undefined && { zone: String(node.zone) }),
+        ...(node.kubeProxyVersion !== undefined && {
+          kubeProxyVersion: parseKubernetesVersion(
+            String(node.kubeProxyVersion),
+            `${source}: nodes[${i}].kubeProxyVersion`,
+          ),
+        }),
         ...(labels && { labels: Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])) }),
       };
     });

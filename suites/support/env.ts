@@ -1,5 +1,11 @@
 import { join } from "node:path";
-import { type ConfigOverrides, type HarnessConfig, loadConfig } from "../../harness/core/config.ts";
+import {
+  type ConfigOverrides,
+  type HarnessConfig,
+  loadConfig,
+  type ProxyMode,
+  parseProxyMode,
+} from "../../harness/core/config.ts";
 
 /** State of e2e clusters lives apart from a user's own clusters, so gc in the suites never touches those. */
 export const E2E_STATE_DIR = process.env.TPH_E2E_STATE_DIR ?? "/tmp/tph-e2e/state";
@@ -20,3 +26,11 @@ export function cliEnv(extra: Record<string, string> = {}): Record<string, strin
 }
 
 export const TPH_BIN = join(import.meta.dirname, "../../bin/tph");
+
+/**
+ * The dataplanes suites about Service behaviour run under: both of the local provider's by default, or
+ * the one TPH_PROXY_MODE names (`tph run --proxy-mode`, the kind workflow's matrix, a reused cluster's).
+ */
+export const PROXY_MODES: readonly ProxyMode[] = process.env.TPH_PROXY_MODE
+  ? [parseProxyMode(process.env.TPH_PROXY_MODE)]
+  : ["iptables", "nftables"];

@@ -1,4 +1,4 @@
-import { ensureBinaries, pinnedVersions } from "../../harness/cluster/local/binaries.ts";
+import { ensureBinaries, ensureExtraBinary, pinnedVersions } from "../../harness/cluster/local/binaries.ts";
 import type { StartedCluster } from "../../harness/cluster/provider.ts";
 import { createLogger } from "../../harness/core/logger.ts";
 import type { KubeClients } from "../../harness/k8s/client.ts";
@@ -29,10 +29,13 @@ export async function kubeProxyBuilds(
       previous: { version: previousVersion, ref: `registry.k8s.io/kube-proxy:${previousVersion}` },
     };
   }
-  // Built (or found cached) by the e2e global setup already.
+  // The cluster's own was built (or found cached) by the e2e global setup; the previous release's is
+  // built here, the first time a suite asks for it (about 2 minutes cold), so runs without the
+  // kube-proxy roll never build it.
   const binaries = await ensureBinaries(config, createLogger("quiet"));
+  const previous = await ensureExtraBinary(config, "kube-proxy-previous", createLogger("normal"));
   return {
     current: { version: binaries.versions.kubernetes as string, ref: binaries.paths["kube-proxy"] },
-    previous: { version: previousVersion, ref: binaries.paths["kube-proxy-previous"] },
+    previous: { version: previous.version, ref: previous.path },
   };
 }

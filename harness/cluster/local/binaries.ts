@@ -1,16 +1,19 @@
 import { createHash } from "node:crypto";
-import { access, mkdir, readFile, rename, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { access, mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import type { HarnessConfig } from "../../core/config.ts";
-import { TphError } from "../../core/errors.ts";
+import { TphError, UsageError } from "../../core/errors.ts";
 import { CommandError, run, which } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
+import { pidAlive } from "../../core/pid.ts";
 
 /**
  * The upstream binaries of the local provider, built from the Go module proxy. Each Go module under
  * upstream/ pins one upstream release (its go.mod is the single source of the version); a module's
  * binaries are built together and cached in a directory named by version and a hash of go.mod + go.sum,
- * so a changed pin rebuilds and an unchanged one is reused.
+ * so a changed pin rebuilds and an unchanged one is reused. Every cluster needs the core modules; the
+ * others (the previous release's kube-proxy) are built only when a suite asks for them.
  */
 export type BinaryName =
   | "etcd"
@@ -18,18 +21,24 @@ export type BinaryName =
   | "kube-controller-manager"
   | "kube-scheduler"
   | "kube-proxy"
-  | "kube-proxy-previous"
   | "agnhost"
   | "metallb-controller"
   | "speaker";
 
+/** Built on demand only: a cluster runs without them. */
+export type ExtraBinaryName = "kube-proxy-previous";
+
 interface UpstreamModule {
-  /** Folder under upstream/. */
+  /** Folder under upstream/ (or the name of a pin generated into the cache, see `root`). */
   dir: string;
+  /** The module's folder when it is not under upstream/ (a release pinned on demand, in the cache). */
+  root?: string;
   /** The module whose `require` line carries the pinned version. */
   pinned: string;
   /** Main package -> the binary name it is installed as. */
-  packages: Record<string, BinaryName>;
+  packages: Record<string, BinaryName | ExtraBinaryName>;
+  /** Every cluster needs it (built before any bring-up); otherwise built when first asked for. */
+  core: boolean;
   /** Extra -X flags, given the version. */
   versionFlags(version: string): string[];
 }
@@ -52,6 +61,7 @@ const MODULES: readonly UpstreamModule[] = [
     dir: "etcd",
     pinned: "go.etcd.io/etcd/server/v3",
     packages: { "go.etcd.io/etcd/server/v3": "etcd" },
+    core: true,
     versionFlags: () => [],
   },
   {
@@ -64,6 +74,7 @@ const MODULES: readonly UpstreamModule[] = [
       "k8s.io/kubernetes/cmd/kube-proxy": "kube-proxy",
       "k8s.io/kubernetes/test/images/agnhost": "agnhost",
     },
+    core: true,
     versionFlags: kubernetesVersionFlags,
   },
   {
@@ -71,6 +82,7 @@ const MODULES: readonly UpstreamModule[] = [
     dir: "kube-proxy-previous",
     pinned: "k8s.io/kubernetes",
     packages: { "k8s.io/kubernetes/cmd/kube-proxy": "kube-proxy-previous" },
+    core: false,
     versionFlags: kubernetesVersionFlags,
   },
   {
@@ -80,6 +92,7 @@ const MODULES: readonly UpstreamModule[] = [
       "go.universe.tf/metallb/controller": "metallb-controller",
       "go.universe.tf/metallb/speaker": "speaker",
     },
+    core: true,
     versionFlags: (version) => [`-X go.universe.tf/metallb/internal/version.version=${version}`],
   },
 ];
@@ -97,7 +110,7 @@ export async function pinnedVersions(repoRoot: string): Promise<Record<string, s
   return versions;
 }
 
-/** Returns the cached binaries, building whatever is missing. */
+/** Returns the cached core binaries (what every cluster runs), building whatever is missing. */
 export async function ensureBinaries(
   config: HarnessConfig,
   logger: Logger,
@@ -105,21 +118,104 @@ export async function ensureBinaries(
 ): Promise<BinarySet> {
   const paths = {} as Record<BinaryName, string>;
   const versions: Record<string, string> = {};
-  let go: string | undefined;
-  for (const m of MODULES) {
-    const pin = await readPin(config.repoRoot, m);
-    versions[m.dir] = pin.version;
-    const dir = join(config.cacheDir, "bin", `${m.dir}-${pin.version}-${pin.hash}`);
-    const names = Object.values(m.packages);
-    if (options.rebuild || !(await allExist(dir, names))) {
-      go ??= await findGo(config.repoRoot);
-      await buildModule(go, config, m, pin.version, dir, logger, options.signal);
-    } else {
-      logger.debug(`${m.dir} ${pin.version}: cached in ${dir}`);
-    }
-    for (const name of names) paths[name] = join(dir, name);
+  const built = await ensureModules(
+    config,
+    MODULES.filter((m) => m.core),
+    logger,
+    options,
+  );
+  for (const b of built) {
+    versions[b.module.dir] = b.version;
+    for (const [name, path] of Object.entries(b.paths)) paths[name as BinaryName] = path;
   }
   return { paths, versions };
+}
+
+/** An on-demand binary (built the first time a suite asks for it, then cached) and its release. */
+export async function ensureExtraBinary(
+  config: HarnessConfig,
+  name: ExtraBinaryName,
+  logger: Logger,
+  options: { signal?: AbortSignal; rebuild?: boolean } = {},
+): Promise<{ path: string; version: string }> {
+  const m = MODULES.find((x) => Object.values(x.packages).includes(name)) as UpstreamModule;
+  const [built] = await ensureModules(config, [m], logger, options);
+  return { path: built?.paths[name] as string, version: built?.version as string };
+}
+
+/** The core modules whose binaries are not cached yet: what `ensureBinaries` would build. */
+export async function modulesToBuild(config: HarnessConfig): Promise<string[]> {
+  const missing: string[] = [];
+  for (const m of MODULES.filter((x) => x.core)) {
+    const pin = await readPin(config.repoRoot, m);
+    if (!(await allExist(moduleDir(config, m, pin), Object.values(m.packages)))) missing.push(m.dir);
+  }
+  return missing;
+}
+
+function moduleDir(config: HarnessConfig, m: UpstreamModule, pin: { version: string; hash: string }): string {
+  return join(config.cacheDir, "bin", `${m.dir}-${pin.version}-${pin.hash}`);
+}
+
+interface BuiltModule {
+  module: UpstreamModule;
+  version: string;
+  paths: Record<string, string>;
+}
+
+async function ensureModules(
+  config: HarnessConfig,
+  modules: UpstreamModule[],
+  logger: Logger,
+  options: { signal?: AbortSignal; rebuild?: boolean },
+): Promise<BuiltModule[]> {
+  await removeStalePartials(config, logger);
+  const plan = [];
+  for (const m of modules) {
+    const pin = await readPin(config.repoRoot, m);
+    const dir = moduleDir(config, m, pin);
+    const names = Object.values(m.packages);
+    const build = options.rebuild === true || !(await allExist(dir, names));
+    plan.push({ m, pin, dir, names, build });
+  }
+  const toBuild = plan.filter((p) => p.build);
+  let go: string | undefined;
+  const out: BuiltModule[] = [];
+  for (const p of plan) {
+    if (p.build) {
+      go ??= await findGo(config.repoRoot);
+      const index = toBuild.indexOf(p);
+      const left = toBuild.slice(index + 1).map((x) => x.m.dir);
+      await buildModule(go, config, p.m, p.pin.version, p.dir, logger, {
+        progress: `${index + 1}/${toBuild.length}${left.length > 0 ? `; then ${left.join(", ")}` : ""}`,
+        ...(options.signal && { signal: options.signal }),
+      });
+    } else {
+      logger.debug(`${p.m.dir} ${p.pin.version}: cached in ${p.dir}`);
+    }
+    out.push({
+      module: p.m,
+      version: p.pin.version,
+      paths: Object.fromEntries(p.names.map((n) => [n, join(p.dir, n)])),
+    });
+  }
+  return out;
+}
+
+/**
+ * A build writes into `<entry>.partial-<pid>` and renames it into place only when complete, so an
+ * interrupted build never leaves a half-written cache entry; its partial folder is removed here, by
+ * the next build, once its process is gone.
+ */
+async function removeStalePartials(config: HarnessConfig, logger: Logger): Promise<void> {
+  const dir = join(config.cacheDir, "bin");
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = Number(/\.partial-(\d+)$/.exec(name)?.[1]);
+    if (!pid || pidAlive(pid)) continue;
+    logger.info(`removing an interrupted build's leftovers: ${join(dir, name)}`);
+    await rm(join(dir, name), { recursive: true, force: true });
+  }
 }
 
 async function buildModule(
@@ -129,18 +225,27 @@ async function buildModule(
   version: string,
   dir: string,
   logger: Logger,
-  signal?: AbortSignal,
+  options: { progress: string; signal?: AbortSignal },
 ): Promise<void> {
+  const { signal } = options;
   const names = Object.values(m.packages);
-  logger.step(`building ${m.dir} ${version} (${names.join(", ")}); a cold build takes minutes`);
+  logger.step(
+    `building ${m.dir} ${version} (${names.join(", ")}; module ${options.progress}); a cold build takes minutes`,
+  );
   const started = Date.now();
   const tmp = `${dir}.partial-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
   // Prints elapsed time while the compiler runs, so a long build is visibly alive.
-  const ticker = setInterval(() => logger.info(`… still building ${m.dir} (${elapsed(started)})`), 30_000);
+  let current = "";
+  const ticker = setInterval(
+    () => logger.info(`… still building ${current} of ${m.dir} (${elapsed(started)})`),
+    30_000,
+  );
   try {
-    for (const [pkg, name] of Object.entries(m.packages)) {
+    const entries = Object.entries(m.packages);
+    for (const [i, [pkg, name]] of entries.entries()) {
+      current = `${name} (${i + 1}/${entries.length})`;
       await run(
         [
           go,
@@ -153,13 +258,13 @@ async function buildModule(
           pkg,
         ],
         {
-          cwd: join(config.repoRoot, "upstream", m.dir),
+          cwd: moduleRoot(config.repoRoot, m),
           env: { CGO_ENABLED: "0" },
           ...(signal && { signal }),
           logger,
         },
       );
-      logger.info(`built ${name} (${elapsed(started)})`);
+      logger.info(`built ${name}, ${i + 1}/${entries.length} of ${m.dir} (${elapsed(started)})`);
     }
     await rm(dir, { recursive: true, force: true });
     await rename(tmp, dir);
@@ -191,13 +296,17 @@ async function findGo(repoRoot: string): Promise<string> {
   return go;
 }
 
-async function requiredGo(repoRoot: string): Promise<string> {
+export async function requiredGo(repoRoot: string): Promise<string> {
   const mod = await readFile(join(repoRoot, "upstream/kubernetes/go.mod"), "utf8");
   return /^go (\S+)/m.exec(mod)?.[1] ?? "1.26";
 }
 
+function moduleRoot(repoRoot: string, m: UpstreamModule): string {
+  return m.root ?? join(repoRoot, "upstream", m.dir);
+}
+
 async function readPin(repoRoot: string, m: UpstreamModule): Promise<{ version: string; hash: string }> {
-  const dir = join(repoRoot, "upstream", m.dir);
+  const dir = moduleRoot(repoRoot, m);
   let mod: string;
   let sum: string;
   try {
@@ -227,4 +336,135 @@ async function allExist(dir: string, names: string[]): Promise<boolean> {
 function elapsed(since: number): string {
   const s = Math.round((Date.now() - since) / 1000);
   return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+}
+
+// ---- kube-proxy of any release, on demand ----
+
+/**
+ * The kube-proxy binary of `version`: the cluster's own or the previous pinned release when it is one of
+ * those, otherwise pinned on demand into the cache (upstream/pin-kubernetes.sh, from the Go module
+ * proxy; the repo is not edited) and built like the others. Check the version with `checkKubeProxyRelease`
+ * first: that refuses a bad one in a second, before anything is built.
+ */
+export async function ensureKubeProxy(
+  config: HarnessConfig,
+  version: string,
+  logger: Logger,
+  options: { signal?: AbortSignal } = {},
+): Promise<{ path: string; version: string }> {
+  const pins = await pinnedVersions(config.repoRoot);
+  if (version === pins.kubernetes) {
+    const core = await ensureBinaries(config, logger, options);
+    return { path: core.paths["kube-proxy"], version };
+  }
+  if (version === pins["kube-proxy-previous"])
+    return ensureExtraBinary(config, "kube-proxy-previous", logger, options);
+  const root = join(config.cacheDir, "pins", `kube-proxy-${version}`);
+  if (!(await allExist(root, ["go.mod", "go.sum"]))) await pinRelease(config, version, root, logger);
+  const m: UpstreamModule = {
+    dir: `kube-proxy-${version}`,
+    root,
+    pinned: "k8s.io/kubernetes",
+    packages: { "k8s.io/kubernetes/cmd/kube-proxy": "kube-proxy" as BinaryName },
+    core: false,
+    versionFlags: kubernetesVersionFlags,
+  };
+  const [built] = await ensureModules(config, [m], logger, options);
+  return { path: built?.paths["kube-proxy"] as string, version };
+}
+
+/** Writes a pin for kube-proxy `version` into `root` (atomically: a partial pin is never reused). */
+async function pinRelease(
+  config: HarnessConfig,
+  version: string,
+  root: string,
+  logger: Logger,
+): Promise<void> {
+  logger.step(`pinning kube-proxy ${version} from the Go module proxy`);
+  const go = await findGo(config.repoRoot);
+  const tmp = `${root}.partial-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(dirname(tmp), { recursive: true });
+  try {
+    await run(
+      [join(config.repoRoot, "upstream/pin-kubernetes.sh"), tmp, version, "k8s.io/kubernetes/cmd/kube-proxy"],
+      { env: { PATH: `${dirname(go)}:${process.env.PATH ?? ""}` }, logger, timeoutMs: 600_000 },
+    );
+    await rm(root, { recursive: true, force: true });
+    await rename(tmp, root);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw new TphError(`pinning kube-proxy ${version} failed`, {
+      cause: err,
+      hint: "the command and its output are above; check that the Go module proxy is reachable",
+    });
+  }
+}
+
+/**
+ * Refuses, in about a second and before anything is built, a kube-proxy release that does not exist or
+ * that cannot run here: newer than the cluster's kube-apiserver (the version skew policy forbids it), or
+ * nftables mode before it was on by default (v1.31). A release older than the policy's three minors is
+ * allowed with a warning: reproducing an old bug needs it.
+ */
+export async function checkKubeProxyRelease(
+  config: HarnessConfig,
+  version: string,
+  proxyModes: readonly string[],
+  logger: Logger,
+): Promise<void> {
+  const pins = await pinnedVersions(config.repoRoot);
+  if (version === pins.kubernetes || version === pins["kube-proxy-previous"]) return;
+  const minor = (v: string) => Number(v.split(".")[1]);
+  const apiserver = pins.kubernetes as string;
+  if (minor(version) > minor(apiserver))
+    throw new UsageError(
+      `kube-proxy ${version} is newer than the cluster's kube-apiserver ${apiserver}`,
+      "the version skew policy allows kube-proxy only as new as the apiserver: choose an older release",
+    );
+  if (proxyModes.includes("nftables") && minor(version) < 31)
+    throw new UsageError(
+      `kube-proxy ${version} has no nftables mode on by default (it is beta and default from v1.31)`,
+      "use --proxy-mode iptables, or a release from v1.31 on",
+    );
+  const go = await findGo(config.repoRoot);
+  const r = await run([go, "list", "-m", "-json", `k8s.io/kubernetes@${version}`], {
+    allowFailure: true,
+    timeoutMs: 30_000,
+    cwd: tmpdir(),
+  });
+  if (r.exitCode !== 0) {
+    const known = await knownReleases(go);
+    throw new UsageError(
+      `kube-proxy ${version} does not exist: the Go module proxy has no k8s.io/kubernetes@${version} (${r.stderr.trim().split("\n").at(-1)})`,
+      `nearest releases it has: ${nearest(known, version).join(", ") || "(none listed)"}`,
+    );
+  }
+  if (minor(apiserver) - minor(version) > 3)
+    logger.warn(
+      `kube-proxy ${version} is more than three minor releases older than kube-apiserver ${apiserver}: outside the version skew policy (allowed, to reproduce old behaviour)`,
+    );
+}
+
+async function knownReleases(go: string): Promise<string[]> {
+  const r = await run([go, "list", "-m", "-versions", "k8s.io/kubernetes"], {
+    allowFailure: true,
+    timeoutMs: 30_000,
+    cwd: tmpdir(),
+  });
+  return r.stdout
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .filter((v) => /^v1\.\d+\.\d+$/.test(v));
+}
+
+/** The releases closest to `version` (same minor first, then by distance), at most five. */
+export function nearest(known: string[], version: string): string[] {
+  const key = (v: string) => {
+    const [maj, min, patch] = v.replace(/^v/, "").split(/[.-]/).map(Number);
+    return ((maj ?? 0) * 1000 + (min ?? 0)) * 1000 + (patch ?? 0);
+  };
+  const k = key(version);
+  return [...known].sort((a, b) => Math.abs(key(a) - k) - Math.abs(key(b) - k)).slice(0, 5);
 }

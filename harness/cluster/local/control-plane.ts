@@ -187,7 +187,10 @@ export const healthUrls = {
 
 export class ProcessDied extends TphError {
   constructor(record: ProcessRecord, tail: string) {
-    super(`${record.name} exited during start-up; last lines of ${record.log}:\n${tail}`, {
+    // The last line is usually the fatal one ("iptables is not available on this host"): it goes on
+    // the first line, which is what a verdict table shows.
+    const last = tail.trim().split("\n").at(-1)?.trim() ?? "";
+    super(`${record.name} exited during start-up: ${last}\nlast lines of ${record.log}:\n${tail}`, {
       hint: "the log above usually names the bad flag or the port in use; run with --retain to keep the files",
       fatal: true,
     });

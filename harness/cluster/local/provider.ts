@@ -2,9 +2,9 @@ import { cp, mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { withCleanup } from "../../core/cleanup.ts";
 import { type HarnessConfig, NAME_PREFIX } from "../../core/config.ts";
-import { TphError, UsageError } from "../../core/errors.ts";
-import { type ExecResult, run, which } from "../../core/exec.ts";
-import type { Logger } from "../../core/logger.ts";
+import { TphError } from "../../core/errors.ts";
+import { type ExecResult, run } from "../../core/exec.ts";
+import { createLogger, type Logger } from "../../core/logger.ts";
 import { pidAlive } from "../../core/pid.ts";
 import { kubeClients } from "../../k8s/client.ts";
 import { PROBE_PATH } from "../../traffic/run-probe.ts";
@@ -18,7 +18,7 @@ import type {
   ProbeSource,
   StartedCluster,
 } from "../provider.ts";
-import { ensureBinaries } from "./binaries.ts";
+import { ensureBinaries, ensureKubeProxy } from "./binaries.ts";
 import { applyBootstrapObjects } from "./bootstrap.ts";
 import {
   apiserverUrl,
@@ -31,14 +31,8 @@ import {
   waitHealthy,
 } from "./control-plane.ts";
 import { installMetallb, startSpeaker } from "./metallb.ts";
-import { hostLinkAlias, hostRoutes, listHostLinks, listNamespaces } from "./netns.ts";
-import {
-  attachNamespace,
-  checkHostCollisions,
-  createNetwork,
-  OWNER_ALIAS_PREFIX,
-  planNetwork,
-} from "./network.ts";
+import { hostLinkAlias, listHostLinks, listNamespaces } from "./netns.ts";
+import { attachNamespace, createNetwork, OWNER_ALIAS_PREFIX, planNetwork } from "./network.ts";
 import {
   bringLinkUp,
   type LocalNode,
@@ -55,53 +49,42 @@ import {
   waitRoutes,
 } from "./nodes.ts";
 import { createPki, issue, writeKubeconfig } from "./pki.ts";
+import { preflightLocal } from "./preflight.ts";
 import { isOurs, type ProcessRecord, stopProcess } from "./process.ts";
 import { clusterDir, type LocalClusterState, listStates, loadState, saveState } from "./state.ts";
 import { teardownCluster } from "./teardown.ts";
 
-/** Programs the local provider runs besides the upstream binaries. */
-const REQUIRED_COMMANDS = ["ip", "openssl"] as const;
-
 export const localProvider: ClusterProvider = {
   name: "local",
 
-  async preflight(config) {
-    if (process.platform !== "linux") {
-      throw new TphError("the local provider runs on Linux only (network namespaces)", {
-        hint: "use --provider kind, which needs Docker",
-      });
-    }
-    if (process.getuid?.() !== 0) {
-      throw new TphError(
-        "the local provider needs root: it creates network namespaces, veth links and a bridge",
-        {
-          hint: "run it as root, e.g. `sudo npx tph up`, or use --provider kind",
-        },
-      );
-    }
-    for (const cmd of REQUIRED_COMMANDS) {
-      if (!(await which(cmd))) {
-        throw new TphError(`\`${cmd}\` is not installed`, {
-          hint: "install it (Debian/Ubuntu: apt-get install iproute2 openssl iptables nftables conntrack)",
-        });
-      }
-    }
-    if (config.cluster.proxyMode === "ipvs") {
-      throw new UsageError(
-        "kube-proxy mode ipvs is not available on the local provider",
-        "the local provider's kernel has no IPVS; use iptables or nftables (kind supports ipvs where the host kernel has it)",
-      );
-    }
-    checkHostCollisions(planNetwork(config.clusterName, config.cluster), await hostRoutes());
+  async preflight(config, options = {}) {
+    await preflightLocal(config, {
+      logger: options.logger ?? createLogger("normal"),
+      proxyModes: options.proxyModes ?? [config.cluster.proxyMode],
+      ...(options.install !== undefined && { install: options.install }),
+    });
   },
 
   async up(config, options) {
     const { logger } = options;
     const dir = clusterDir(config.stateDir, config.clusterName);
-    await this.preflight(config);
+    await this.preflight(config, {
+      logger,
+      ...(options.install !== undefined && { install: options.install }),
+    });
     await refuseExisting(config);
     const plan = planNetwork(config.clusterName, config.cluster);
     const binaries = await ensureBinaries(config, logger, options.signal ? { signal: options.signal } : {});
+    // Each node's kube-proxy: the cluster's own release unless the config names another (per node, for
+    // version skew), built on demand.
+    const kubeProxies: string[] = [];
+    for (const [i, spec] of config.cluster.nodes.entries()) {
+      const version = spec.kubeProxyVersion ?? config.cluster.kubeProxyVersion;
+      kubeProxies[i] = version
+        ? (await ensureKubeProxy(config, version, logger, options.signal ? { signal: options.signal } : {}))
+            .path
+        : binaries.paths["kube-proxy"];
+    }
 
     return withCleanup(
       async (stack, signal) => {
@@ -226,8 +209,8 @@ export const localProvider: ClusterProvider = {
         );
         await waitRoutes(nodeCtx, state.nodes, state.kubeconfig);
         const proxies: ProcessRecord[] = [];
-        for (const node of state.nodes)
-          proxies.push(await startKubeProxy(nodeCtx, node, binaries.paths["kube-proxy"]));
+        for (const [i, node] of state.nodes.entries())
+          proxies.push(await startKubeProxy(nodeCtx, node, kubeProxies[i] as string));
         await Promise.all(
           state.nodes.map((node, i) => waitKubeProxyHealthy(nodeCtx, node, proxies[i] as ProcessRecord)),
         );
@@ -371,6 +354,20 @@ class LocalCluster implements StartedCluster {
     return run(argv, { netns: this.#state.network.clientNs, allowFailure: true, ...options });
   }
 
+  async l2Receiver(ip: string): Promise<string | undefined> {
+    const neigh = await run(["ip", "-j", "neigh", "show", ip, "dev", "eth0"], {
+      netns: this.#state.network.clientNs,
+    });
+    const entry = (JSON.parse(neigh.stdout || "[]") as { lladdr?: string; state?: string[] }[])[0];
+    if (!entry?.lladdr || entry.state?.some((s) => s === "FAILED" || s === "INCOMPLETE")) return undefined;
+    for (const node of this.#state.nodes) {
+      const link = await run(["ip", "-j", "link", "show", "eth0"], { netns: node.ns, allowFailure: true });
+      const mac = (JSON.parse(link.stdout || "[]") as { address?: string }[])[0]?.address;
+      if (mac === entry.lladdr) return node.name;
+    }
+    return undefined;
+  }
+
   async probeArgv(source: ProbeSource): Promise<string[]> {
     const probe = [process.execPath, PROBE_PATH];
     if (source.kind === "external") return ["ip", "netns", "exec", this.#state.network.clientNs, ...probe];
@@ -392,11 +389,12 @@ class LocalCluster implements StartedCluster {
       [...latest.values()].map(async (p) => {
         const node = p.name.split("/")[1];
         const stopped = node !== undefined && this.#state.stoppedNodes.includes(node);
+        const version = p.name.startsWith("kube-proxy/") ? await binaryVersion(p.argv[0]) : undefined;
         return {
           component: p.name,
           where: p.netns,
           running: stopped || (await isOurs(p.pid, marker)),
-          detail: stopped ? "node stopped by tph" : `pid ${p.pid}, log ${p.log}`,
+          detail: `${version ? `${version}, ` : ""}${stopped ? "node stopped by tph" : `pid ${p.pid}, log ${p.log}`}`,
         };
       }),
     );
@@ -474,6 +472,11 @@ class LocalNodeOperations implements NodeOperations {
     await waitKubeProxyHealthy(ctx, node, await startKubeProxy(ctx, node, binary));
   }
 
+  async kubeProxyRef(name: string): Promise<string> {
+    this.#node(name);
+    return this.#lastBinary(`kube-proxy/${name}`);
+  }
+
   /** The binary a component last ran with (so a kube-proxy version swap sticks across restarts). */
   #lastBinary(component: string): string {
     const last = this.#state.processes.filter((p) => p.name === component).at(-1)?.argv[0];
@@ -501,4 +504,13 @@ class LocalNodeOperations implements NodeOperations {
       },
     };
   }
+}
+
+/** What a Kubernetes binary says it is (`kube-proxy --version` prints "Kubernetes v1.37.2"). */
+async function binaryVersion(binary: string | undefined): Promise<string | undefined> {
+  if (!binary) return undefined;
+  const r = await run([binary, "--version"], { allowFailure: true, timeoutMs: 10_000 }).catch(
+    () => undefined,
+  );
+  return r?.exitCode === 0 ? r.stdout.trim().replace(/^Kubernetes /, "kube-proxy ") : undefined;
 }
