@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { waitFor } from "../harness/core/wait.ts";
+import { startNode, stopNode } from "../harness/disrupt/actions.ts";
 import { announcingNode } from "../harness/metallb/announcer.ts";
 import { runProbe, waitServing } from "../harness/traffic/run-probe.ts";
 import { netexecDeployment, netexecPod, service } from "../manifests/workloads.ts";
 import { useCluster } from "./support/cluster.ts";
+import { useLedger } from "./support/ledger.ts";
 import { waitPodsReady } from "./support/workloads.ts";
 
 /**
@@ -15,6 +17,7 @@ import { waitPodsReady } from "./support/workloads.ts";
  */
 describe("MetalLB announcement", () => {
   const f = useCluster({ clusterName: "lbmove", cluster: { nodes: [{}, {}, {}] } });
+  const ledger = useLedger();
 
   async function lbAddress(name: string): Promise<string> {
     return waitFor(
@@ -69,8 +72,7 @@ describe("MetalLB announcement", () => {
   });
 
   it("moves off a stopped node", async () => {
-    const ops = f.cluster.nodeOps;
-    if (!ops) return expect.fail("needs node operations");
+    const ctx = ledger.disrupt(f.cluster, f.k8s);
     await f.k8s.apps.createNamespacedDeployment({
       namespace: f.ns,
       body: netexecDeployment("spread", 3),
@@ -86,7 +88,7 @@ describe("MetalLB announcement", () => {
     if (!victim) return expect.fail("nobody announces");
 
     const stoppedAt = Date.now();
-    await ops.stop(victim);
+    await stopNode(ctx, victim);
     // A bounded probe loop: one request every 200 ms until one succeeds again.
     let recoveredAt = 0;
     for (let i = 0; i < 300 && !recoveredAt; i++) {
@@ -103,6 +105,6 @@ describe("MetalLB announcement", () => {
     console.info(
       `announcing node ${victim} stopped → first successful request after ${((recoveredAt - stoppedAt) / 1000).toFixed(2)} s (now ${moved})`,
     );
-    await ops.start(victim);
+    await startNode(ctx, victim);
   });
 });

@@ -9,7 +9,7 @@ import { backendDeployment } from "../manifests/backends.ts";
 import { service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { waitEndpoints, waitLoadBalancerIP, waitPodsReady } from "./support/workloads.ts";
+import { settledAnnouncer, waitEndpoints, waitLoadBalancerIP, waitPodsReady } from "./support/workloads.ts";
 
 /**
  * Every node rolled in turn under external traffic — cordon, move load balancing off the node
@@ -103,10 +103,9 @@ describe.each(PROXY_MODES)("node roll under traffic (kube-proxy %s)", (mode) => 
     const lb = `${await waitLoadBalancerIP(f.k8s, ns, "web")}:80`;
     await waitPodsReady(f.k8s, ns, "web", 2);
     await waitServing(f.cluster, { kind: "external" }, { target: lb });
-    // The announcement may still be settling after the last roll put the node back in; let it.
-    await new Promise((r) => setTimeout(r, 5_000));
-    const announcer = await announcingNode(f.k8s, ns, "web");
-    if (!announcer) return expect.fail("nobody announces the address");
+    // The announcement may still be settling after the last roll put the node back in: roll the node
+    // that MetalLB's status and the client's ARP entry agree on.
+    const announcer = await settledAnnouncer(f.cluster, f.k8s, ns, "web", lb);
     ledger.followAnnouncer(f.k8s, ns, "web");
     const traffic = await ledger.traffic(f.cluster, [
       { name: "external->lb", source: { kind: "external" }, target: lb, path: "/hostname", rate: 50 },

@@ -14,7 +14,7 @@ import { backendDeployment } from "../manifests/backends.ts";
 import { netexecDeployment, service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
-import { waitEndpoints, waitLoadBalancerIP } from "./support/workloads.ts";
+import { settledAnnouncer, waitEndpoints, waitLoadBalancerIP } from "./support/workloads.ts";
 
 /**
  * A node stopped as by a power cut, under traffic; how long until traffic is healthy again, per policy:
@@ -46,9 +46,10 @@ describe.each(PROXY_MODES)("node stop under traffic (kube-proxy %s)", (mode) => 
     const lb = `${await waitLoadBalancerIP(f.k8s, ns, "spread")}:80`;
     await waitServing(f.cluster, { kind: "external" }, { target: lb });
     // Stop the node that does not announce: this measures endpoint removal, not MetalLB failover
-    // (loadbalancer-failover measures that). The status agreed with the external client's ARP entry
-    // in every run checked.
-    const announcer = await announcingNode(f.k8s, ns, "spread");
+    // (loadbalancer-failover measures that). Chosen once MetalLB's status and the client's ARP entry
+    // agree: right after the Service gets its address the status may be missing or still moving, and a
+    // choice made from it alone stopped the announcer.
+    const announcer = await settledAnnouncer(f.cluster, f.k8s, ns, "spread", lb);
     const victim = nodes.find((n) => n !== announcer) as string;
     const survivor = nodes.find((n) => n !== victim) as string;
     ledger.followAnnouncer(f.k8s, ns, "spread");

@@ -1,8 +1,10 @@
 import { CoordinationV1Api } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { waitFor } from "../harness/core/wait.ts";
+import { startNode, stopNode } from "../harness/disrupt/actions.ts";
 import { netexecPod } from "../manifests/workloads.ts";
 import { useCluster } from "./support/cluster.ts";
+import { useLedger } from "./support/ledger.ts";
 import { waitPodsReady } from "./support/workloads.ts";
 
 /**
@@ -17,6 +19,7 @@ describe("node stop and start", () => {
     clusterName: "nodestop",
     cluster: { nodeMonitorGracePeriodSeconds: GRACE_SECONDS },
   });
+  const ledger = useLedger();
 
   it("turns the Node and its pods not ready through the real controller, and back", async () => {
     const [, victim] = await f.cluster.nodes();
@@ -27,7 +30,8 @@ describe("node stop and start", () => {
     });
     await waitPodsReady(f.k8s, f.ns, "victim", 1);
 
-    await f.cluster.nodeOps.stop(victim.name);
+    const ctx = ledger.disrupt(f.cluster, f.k8s);
+    await stopNode(ctx, victim.name);
     // The grace period runs from the last heartbeat, which may predate the stop by up to 10 s.
     const coordination = f.k8s.kubeconfig.makeApiClient(CoordinationV1Api);
     const lease = await coordination.readNamespacedLease({ name: victim.name, namespace: "kube-node-lease" });
@@ -61,7 +65,7 @@ describe("node stop and start", () => {
     ).getTime();
     expect(wentUnknown - lastRenew).toBeGreaterThanOrEqual((GRACE_SECONDS - 2) * 1000);
 
-    await f.cluster.nodeOps.start(victim.name);
+    await startNode(ctx, victim.name);
     await waitFor(
       async () => {
         const r = await readiness();

@@ -5,17 +5,20 @@ import { TphError } from "../core/errors.ts";
 import { sleep, waitFor } from "../core/wait.ts";
 import { apiErrorMessage, apiStatus, type KubeClients } from "../k8s/client.ts";
 import type { Timeline } from "./timeline.ts";
+import type { UndoStack } from "./undo.ts";
 
 /**
  * Disruption actions: what platform changes do to a cluster, done through the same API calls kubectl
  * and the kubelet make. Each is recorded on the test's timeline (start, end, error) and resolves when
  * the action is complete as an operator would see it (drain: pods gone; rollout: all replicas updated
- * and available), not when traffic has settled: that is for the ledger to judge.
+ * and available), not when traffic has settled: that is for the ledger to judge. Each action that changes
+ * shared state registers its undo on `undo`, which the test's fixture runs when the test ends.
  */
 export interface DisruptContext {
   cluster: StartedCluster;
   k8s: KubeClients;
   timeline: Timeline;
+  undo: UndoStack;
 }
 
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
@@ -24,11 +27,26 @@ const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 export const TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler";
 
 export function cordon(ctx: DisruptContext, node: string): Promise<void> {
-  return ctx.timeline.step("cordon", node, () => setUnschedulable(ctx.k8s, node, true));
+  return ctx.timeline.step("cordon", node, async () => {
+    await registerUncordon(ctx, node);
+    await setUnschedulable(ctx.k8s, node, true);
+  });
 }
 
 export function uncordon(ctx: DisruptContext, node: string): Promise<void> {
-  return ctx.timeline.step("uncordon", node, () => setUnschedulable(ctx.k8s, node, false));
+  return ctx.timeline.step("uncordon", node, async () => {
+    await setUnschedulable(ctx.k8s, node, false);
+    ctx.undo.done(`unschedulable:${node}`);
+  });
+}
+
+/** Cordon and drain are undone by an uncordon, unless the node was cordoned before the test. */
+async function registerUncordon(ctx: DisruptContext, node: string): Promise<void> {
+  const key = `unschedulable:${node}`;
+  if (ctx.undo.get(key)) return;
+  const n = await ctx.k8s.core.readNode({ name: node });
+  if (n.spec?.unschedulable) return;
+  ctx.undo.register(key, { what: `uncordon ${node}`, fn: () => uncordon(ctx, node) });
 }
 
 async function setUnschedulable(k8s: KubeClients, node: string, unschedulable: boolean): Promise<void> {
@@ -56,6 +74,7 @@ export function drain(
 ): Promise<DrainResult> {
   const timeoutMs = options.timeoutMs ?? 120_000;
   return ctx.timeline.step("drain", node, async () => {
+    await registerUncordon(ctx, node);
     await setUnschedulable(ctx.k8s, node, true);
     const deadline = Date.now() + timeoutMs;
     const pods = (
@@ -170,6 +189,19 @@ export function scale(
   replicas: number,
 ): Promise<void> {
   return ctx.timeline.step("scale", `deployment/${w.name} to ${replicas}`, async () => {
+    const key = `scale:${w.namespace}/${w.name}`;
+    const original =
+      (ctx.undo.get(key)?.original as number | undefined) ??
+      (await ctx.k8s.apps.readNamespacedDeployment({ name: w.name, namespace: w.namespace })).spec
+        ?.replicas ??
+      1;
+    if (replicas === original) ctx.undo.done(key);
+    else
+      ctx.undo.register(key, {
+        what: `scale deployment/${w.name} back to ${original}`,
+        original,
+        fn: () => ignoreGone(scale(ctx, w, original)),
+      });
     await ctx.k8s.apps.patchNamespacedDeployment(
       { name: w.name, namespace: w.namespace, body: { spec: { replicas } } },
       mergePatch,
@@ -236,8 +268,16 @@ export function taint(
 ): Promise<void> {
   return ctx.timeline.step(options.remove ? "untaint" : "taint", `${node} ${t.key}:${t.effect}`, async () => {
     const n = await ctx.k8s.core.readNode({ name: node });
+    const had = (n.spec?.taints ?? []).some((x) => x.key === t.key && x.effect === t.effect);
     const others = (n.spec?.taints ?? []).filter((x) => !(x.key === t.key && x.effect === t.effect));
     const taints = options.remove ? others : [...others, t];
+    const key = `taint:${node}:${t.key}:${t.effect}`;
+    if (options.remove) ctx.undo.done(key);
+    else if (!had)
+      ctx.undo.register(key, {
+        what: `untaint ${node} ${t.key}:${t.effect}`,
+        fn: () => taint(ctx, node, t, { remove: true }),
+      });
     await ctx.k8s.core.patchNode({ name: node, body: { spec: { taints } } }, mergePatch);
   });
 }
@@ -253,6 +293,23 @@ export function setTrafficPolicy(
     .map(([k, v]) => `${k}=${v}`)
     .join(",");
   return ctx.timeline.step("set-traffic-policy", `service/${service} ${what}`, async () => {
+    const key = `policy:${namespace}/${service}`;
+    if (!ctx.undo.get(key)) {
+      const spec = (await ctx.k8s.core.readNamespacedService({ name: service, namespace })).spec;
+      const original = {
+        ...(policy.externalTrafficPolicy && { externalTrafficPolicy: spec?.externalTrafficPolicy }),
+        ...(policy.internalTrafficPolicy && { internalTrafficPolicy: spec?.internalTrafficPolicy }),
+      } as typeof policy;
+      ctx.undo.register(key, {
+        what: `restore service/${service} ${JSON.stringify(original)}`,
+        original,
+        fn: () => ignoreGone(setTrafficPolicy(ctx, namespace, service, original)),
+      });
+    } else {
+      const original = ctx.undo.get(key)?.original as typeof policy;
+      if (Object.entries(original).every(([k, v]) => policy[k as keyof typeof policy] === v))
+        ctx.undo.done(key);
+    }
     await ctx.k8s.core.patchNamespacedService(
       { name: service, namespace, body: { spec: policy } },
       mergePatch,
@@ -266,13 +323,17 @@ function nodeOps(ctx: DisruptContext) {
 }
 
 export function stopNode(ctx: DisruptContext, node: string): Promise<void> {
-  return ctx.timeline.step("stop-node", node, () => nodeOps(ctx).stop(node));
+  return ctx.timeline.step("stop-node", node, async () => {
+    ctx.undo.register(`power:${node}`, { what: `start ${node}`, fn: () => startNode(ctx, node) });
+    await nodeOps(ctx).stop(node);
+  });
 }
 
 /** Starts a stopped node and waits until the API server sees it Ready again. */
 export function startNode(ctx: DisruptContext, node: string, timeoutMs = 90_000): Promise<void> {
   return ctx.timeline.step("start-node", node, async () => {
     await nodeOps(ctx).start(node);
+    ctx.undo.done(`power:${node}`);
     await waitNodeReady(ctx.k8s, node, timeoutMs);
   });
 }
@@ -294,12 +355,25 @@ export function restartKubeProxy(ctx: DisruptContext, node: string): Promise<voi
   return ctx.timeline.step("restart-kube-proxy", node, () => nodeOps(ctx).restartKubeProxy(node));
 }
 
-/** Rolls kube-proxy to `binary` one node at a time, each healthy before the next, as an upgrade does. */
+/**
+ * Rolls kube-proxy to `binary` (an image on kind) one node at a time, each healthy before the next, as
+ * an upgrade does. Undone by putting back what each node ran before the test's first replacement.
+ */
 export async function rollKubeProxy(ctx: DisruptContext, nodes: string[], binary: string, label: string) {
   for (const node of nodes)
-    await ctx.timeline.step("replace-kube-proxy", `${node} → ${label}`, () =>
-      nodeOps(ctx).replaceKubeProxy(node, binary),
-    );
+    await ctx.timeline.step("replace-kube-proxy", `${node} → ${label}`, async () => {
+      const key = `kube-proxy:${node}`;
+      const original =
+        (ctx.undo.get(key)?.original as string | undefined) ?? (await nodeOps(ctx).kubeProxyRef(node));
+      if (binary === original) ctx.undo.done(key);
+      else
+        ctx.undo.register(key, {
+          what: `put back kube-proxy ${original} on ${node}`,
+          original,
+          fn: () => rollKubeProxy(ctx, [node], original, "the original"),
+        });
+      await nodeOps(ctx).replaceKubeProxy(node, binary);
+    });
 }
 
 /**
@@ -309,6 +383,13 @@ export async function rollKubeProxy(ctx: DisruptContext, nodes: string[], binary
  */
 export function excludeFromLoadBalancers(ctx: DisruptContext, node: string, exclude: boolean): Promise<void> {
   return ctx.timeline.step(exclude ? "exclude-from-lb" : "include-in-lb", node, async () => {
+    const key = `exclude-from-lb:${node}`;
+    if (!exclude) ctx.undo.done(key);
+    else
+      ctx.undo.register(key, {
+        what: `include ${node} in load balancers`,
+        fn: () => excludeFromLoadBalancers(ctx, node, false),
+      });
     await ctx.k8s.core.patchNode(
       { name: node, body: { metadata: { labels: { [EXCLUDE_FROM_LB_LABEL]: exclude ? "true" : null } } } },
       mergePatch,
@@ -348,5 +429,14 @@ export async function rollNodes(
     await startNode(ctx, node);
     await uncordon(ctx, node);
     await options.afterReturn?.(node);
+  }
+}
+
+/** An undo whose object the test already deleted (its namespace went) has nothing left to undo. */
+async function ignoreGone(p: Promise<void>): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (apiStatus(err) !== 404) throw err;
   }
 }

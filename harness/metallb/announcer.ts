@@ -16,6 +16,15 @@ export async function announcingNode(
   namespace: string,
   service: string,
 ): Promise<string | undefined> {
+  return (await announcingNodes(k8s, namespace, service))[0];
+}
+
+/** Every node with a ServiceL2Status for the Service: more than one while an announcement moves. */
+export async function announcingNodes(
+  k8s: KubeClients,
+  namespace: string,
+  service: string,
+): Promise<string[]> {
   const api = k8s.kubeconfig.makeApiClient(CustomObjectsApi);
   const list = (await api.listNamespacedCustomObject({
     group: "metallb.io",
@@ -26,5 +35,5 @@ export async function announcingNode(
   const mine = list.items.filter(
     (s) => s.status?.serviceName === service && s.status.serviceNamespace === namespace,
   );
-  return mine[0]?.status?.node;
+  return mine.map((s) => s.status?.node).filter((n): n is string => n !== undefined);
 }

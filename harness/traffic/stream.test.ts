@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -99,5 +100,34 @@ describe("startTraffic", () => {
     ]);
     await expect(traffic.flowing(5_000)).rejects.toThrow(/dies ended before it started \(exit 3\)/);
     await traffic.stop();
+  });
+});
+
+describe("startTraffic when a source cannot be reached", () => {
+  it("fails with no probe left running (the reachable paths are not started)", async () => {
+    let started = 0;
+    const cluster = {
+      async probeArgv(source: ProbeSource) {
+        if (source.kind === "pod") {
+          await sleep(200); // resolves after the external path's argv: the order that leaked before
+          throw new Error("no probe client pod missing/client");
+        }
+        started++;
+        return [process.execPath, PROBE_PATH];
+      },
+    } as unknown as StartedCluster;
+    // A target no other test uses, so the process count below is this test's alone.
+    const target = `127.0.0.2:${port}`;
+    // pgrep run directly (no shell, whose own command line would match) counts the probes alone.
+    const count = () => spawnSync("pgrep", ["-fc", "--", target]).stdout.toString().trim();
+    await expect(
+      startTraffic(cluster, [
+        { name: "ok", source: { kind: "external" }, target, rate: 10 },
+        { name: "gone", source: { kind: "pod", namespace: "missing", name: "client" }, target: "x:1" },
+      ]),
+    ).rejects.toThrow(/no probe client/);
+    expect(started).toBe(1);
+    await sleep(300);
+    expect(count()).toBe("0");
   });
 });

@@ -58,48 +58,50 @@ export async function startTraffic(
   const entries: LedgerEntry[] = [];
   const exits: PathExit[] = [];
   let stopping = false;
-  const running = await Promise.all(
-    paths.map(async (p) => {
-      const timeoutMs = p.timeoutMs ?? 1_000;
-      const argv = [
-        ...(await cluster.probeArgv(p.source)),
-        ...probeFlags({ ...p, rate: p.rate ?? 50 }, 0, timeoutMs),
-        `--max-seconds=${maxSeconds}`,
-      ];
-      const [file, ...args] = argv as [string, ...string[]];
-      const child = execa(file, args, {
-        stdin: "pipe",
-        reject: false,
-        // Lines are read as they come (below); only stderr is kept, for the exit record.
-        buffer: { stdout: false, stderr: true },
-        // A probe that outlives its bound by this much is stuck: kill it.
-        timeout: (maxSeconds + 30) * 1000,
-      });
-      const lines = createInterface({ input: child.stdout });
-      lines.on("line", (line) => {
-        if (!line) return;
-        let parsed: ProbeEntry;
-        try {
-          parsed = JSON.parse(line) as ProbeEntry;
-        } catch {
-          return; // not ours (a shell's or kubectl's chatter); the probe writes only JSON lines
-        }
-        const entry: LedgerEntry = { ...parsed, path: p.name };
-        entries.push(entry);
-        options.onEntry?.(entry);
-      });
-      const done = child.then((r) => {
-        exits.push({
-          path: p.name,
-          exitCode: r.exitCode,
-          early: !stopping,
-          at: Date.now(),
-          stderr: String(r.stderr ?? "").slice(-1_000),
-        });
-      });
-      return { path: p, child, done, lines };
-    }),
+  // Every path's command is resolved before any probe starts: a source that cannot be reached (a
+  // missing probe client, say) fails the call with nothing running, instead of leaving the other
+  // paths' probes to run until their bound.
+  const argvs = await Promise.all(
+    paths.map(async (p) => [
+      ...(await cluster.probeArgv(p.source)),
+      ...probeFlags({ ...p, rate: p.rate ?? 50 }, 0, p.timeoutMs ?? 1_000),
+      `--max-seconds=${maxSeconds}`,
+    ]),
   );
+  const running = paths.map((p, i) => {
+    const [file, ...args] = argvs[i] as [string, ...string[]];
+    const child = execa(file, args, {
+      stdin: "pipe",
+      reject: false,
+      // Lines are read as they come (below); only stderr is kept, for the exit record.
+      buffer: { stdout: false, stderr: true },
+      // A probe that outlives its bound by this much is stuck: kill it.
+      timeout: (maxSeconds + 30) * 1000,
+    });
+    const lines = createInterface({ input: child.stdout });
+    lines.on("line", (line) => {
+      if (!line) return;
+      let parsed: ProbeEntry;
+      try {
+        parsed = JSON.parse(line) as ProbeEntry;
+      } catch {
+        return; // not ours (a shell's or kubectl's chatter); the probe writes only JSON lines
+      }
+      const entry: LedgerEntry = { ...parsed, path: p.name };
+      entries.push(entry);
+      options.onEntry?.(entry);
+    });
+    const done = child.then((r) => {
+      exits.push({
+        path: p.name,
+        exitCode: r.exitCode,
+        early: !stopping,
+        at: Date.now(),
+        stderr: String(r.stderr ?? "").slice(-1_000),
+      });
+    });
+    return { path: p, child, done, lines };
+  });
 
   return {
     entries,

@@ -1,24 +1,13 @@
-import { afterAll, beforeAll, beforeEach } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
 import type { StartedCluster } from "../../harness/cluster/provider.ts";
 import { getProvider } from "../../harness/cluster/providers.ts";
-import {
-  type ConfigOverrides,
-  loadConfig,
-  type ProxyMode,
-  parseProxyMode,
-} from "../../harness/core/config.ts";
+import { type ConfigOverrides, loadConfig } from "../../harness/core/config.ts";
 import { createLogger } from "../../harness/core/logger.ts";
 import { waitFor } from "../../harness/core/wait.ts";
 import { apiStatus, type KubeClients, kubeClients } from "../../harness/k8s/client.ts";
 import { E2E_STATE_DIR, e2eConfig } from "./env.ts";
 
-/**
- * The dataplanes suites about Service behaviour run under: both of the local provider's by default, or
- * the one TPH_PROXY_MODE names (`tph run --proxy-mode`, the kind workflow's matrix, a reused cluster's).
- */
-export const PROXY_MODES: readonly ProxyMode[] = process.env.TPH_PROXY_MODE
-  ? [parseProxyMode(process.env.TPH_PROXY_MODE)]
-  : ["iptables", "nftables"];
+export { PROXY_MODES } from "./env.ts";
 
 /**
  * A running cluster to use instead of bringing one up per suite (`tph run --use-running`): its name
@@ -66,8 +55,18 @@ export function useCluster(overrides: ConfigOverrides & { clusterName: string })
     cluster = await getProvider(config.provider).up(config, { logger: createLogger(config.logLevel) });
     k8s = kubeClients(cluster.kubeconfigPath);
   });
-  beforeEach((ctx) => {
+  let baseline: NodeState[] = [];
+  beforeEach(async (ctx) => {
     if (skipReason) ctx.skip(skipReason);
+    if (k8s) baseline = await nodeStates(k8s);
+  });
+  // A test must hand the next one the nodes as it found them (disruption actions register their undo,
+  // run by the ledger fixture when the test ends): a node left stopped, cordoned, tainted or excluded from
+  // load balancers fails the test that left it, by name, instead of the innocent test after it.
+  afterEach(async () => {
+    if (!k8s || skipReason) return;
+    const leaks = diffNodeStates(baseline, await nodeStates(k8s));
+    if (leaks.length > 0) throw new Error(`the test left the cluster changed: ${leaks.join("; ")}`);
   });
   afterAll(async () => {
     if (REUSE) {
@@ -112,4 +111,48 @@ async function recreateNamespace(k8s: KubeClients, name: string): Promise<void> 
     { description: `namespace ${name} from an earlier run to go`, timeoutMs: 120_000, intervalMs: 500 },
   );
   await k8s.core.createNamespace({ body: { metadata: { name } } });
+}
+
+/** What a test may change on a node and must put back. */
+export interface NodeState {
+  name: string;
+  ready: string;
+  unschedulable: boolean;
+  taints: string[];
+  excludedFromLoadBalancers: boolean;
+}
+
+export async function nodeStates(k8s: KubeClients): Promise<NodeState[]> {
+  return (await k8s.core.listNode()).items.map((n) => ({
+    name: n.metadata?.name ?? "",
+    ready: n.status?.conditions?.find((c) => c.type === "Ready")?.status ?? "Unknown",
+    unschedulable: n.spec?.unschedulable === true,
+    taints: (n.spec?.taints ?? []).map((t) => `${t.key}:${t.effect}`).sort(),
+    excludedFromLoadBalancers:
+      n.metadata?.labels?.["node.kubernetes.io/exclude-from-external-load-balancers"] !== undefined,
+  }));
+}
+
+/** How `after` differs from `before`, node by node, in words. */
+export function diffNodeStates(before: NodeState[], after: NodeState[]): string[] {
+  const leaks: string[] = [];
+  for (const b of before) {
+    const a = after.find((x) => x.name === b.name);
+    if (!a) {
+      leaks.push(`node ${b.name} is gone`);
+      continue;
+    }
+    if (a.ready !== b.ready) leaks.push(`node ${b.name} is Ready=${a.ready} (was ${b.ready})`);
+    if (a.unschedulable !== b.unschedulable)
+      leaks.push(`node ${b.name} is ${a.unschedulable ? "cordoned" : "uncordoned"}`);
+    const added = a.taints.filter((t) => !b.taints.includes(t));
+    const removed = b.taints.filter((t) => !a.taints.includes(t));
+    if (added.length > 0) leaks.push(`node ${b.name} is tainted ${added.join(", ")}`);
+    if (removed.length > 0) leaks.push(`node ${b.name} lost its taints ${removed.join(", ")}`);
+    if (a.excludedFromLoadBalancers !== b.excludedFromLoadBalancers)
+      leaks.push(
+        `node ${b.name} ${a.excludedFromLoadBalancers ? "is" : "is no longer"} excluded from load balancers`,
+      );
+  }
+  return leaks;
 }

@@ -6,6 +6,7 @@ import type { StartedCluster } from "../../harness/cluster/provider.ts";
 import { watchValue } from "../../harness/core/wait.ts";
 import type { DisruptContext } from "../../harness/disrupt/actions.ts";
 import { Timeline } from "../../harness/disrupt/timeline.ts";
+import { UndoStack } from "../../harness/disrupt/undo.ts";
 import type { KubeClients } from "../../harness/k8s/client.ts";
 import { announcingNode } from "../../harness/metallb/announcer.ts";
 import { renderTimeline } from "../../harness/report/timeline.ts";
@@ -27,6 +28,7 @@ export function useLedger() {
   let entries: LedgerEntry[] = [];
   let verdicts: Verdict[] = [];
   let timeline = new Timeline();
+  let undo = new UndoStack();
   let running: RunningTraffic[] = [];
   let watchers: { stop(): Promise<void> }[] = [];
   let testName = "";
@@ -34,17 +36,33 @@ export function useLedger() {
     entries = [];
     verdicts = [];
     timeline = new Timeline();
+    undo = new UndoStack();
     running = [];
     watchers = [];
     testName = ctx.task.name;
   });
   afterEach(async (ctx) => {
-    for (const w of watchers) await w.stop();
-    // A test that threw mid-disruption leaves its traffic running: stop it, keep what it recorded.
-    for (const t of running) entries.push(...(await t.stop()).entries);
+    let undone: Awaited<ReturnType<UndoStack["run"]>>;
+    try {
+      for (const w of watchers) await w.stop();
+      // A test that threw mid-disruption leaves its traffic running: stop it, keep what it recorded.
+      for (const t of running) entries.push(...(await t.stop()).entries);
+    } finally {
+      // Whatever the test changed and did not put back (it failed half-way, say) is undone now, on the
+      // timeline, before the next test gets the cluster.
+      undone = await undo.run();
+    }
+    await writeArtifacts(ctx.task.file?.name);
+    if (undone.errors.length > 0)
+      throw new AggregateError(
+        undone.errors,
+        `could not undo what the test changed: ${undone.errors.map((e) => e.message).join("; ")}`,
+      );
+  });
+  async function writeArtifacts(fileName: string | undefined): Promise<void> {
     const dir = process.env.TPH_ARTIFACTS;
     if (!dir || (entries.length === 0 && verdicts.length === 0)) return;
-    const file = ctx.task.file?.name.replace(/[^\w.-]+/g, "_") ?? "suite";
+    const file = fileName?.replace(/[^\w.-]+/g, "_") ?? "suite";
     const out = join(dir, "ledgers", file);
     await mkdir(out, { recursive: true });
     const base = join(out, testName.replace(/[^\w.-]+/g, "_").slice(0, 120));
@@ -54,7 +72,7 @@ export function useLedger() {
     );
     if (timeline.events.length > 0)
       await writeFile(`${base}.timeline.txt`, `${renderTimeline(entries, timeline.events)}\n`);
-  });
+  }
   return {
     /** Sends requests from `source` and records them under `path`. */
     async probe(
@@ -103,7 +121,7 @@ export function useLedger() {
     },
     /** The context disruption actions take; they land on this test's timeline. */
     disrupt(cluster: StartedCluster, k8s: KubeClients): DisruptContext {
-      return { cluster, k8s, timeline };
+      return { cluster, k8s, timeline, undo };
     },
     /** Asserts a verdict; a failure lists the requests that broke it and, if any, the timeline. */
     expect(v: Verdict): void {

@@ -1,7 +1,10 @@
 import type { V1Pod } from "@kubernetes/client-node";
+import type { StartedCluster } from "../../harness/cluster/provider.ts";
 import { waitFor } from "../../harness/core/wait.ts";
 import type { KubeClients } from "../../harness/k8s/client.ts";
+import { announcingNodes } from "../../harness/metallb/announcer.ts";
 import { ensureProbeConfigMap, probeClientPod } from "../../harness/traffic/clients.ts";
+import { runProbe } from "../../harness/traffic/run-probe.ts";
 
 /**
  * A probe client pinned to `node` (labelled app=client): suites send traffic from it. Creates the probe
@@ -74,5 +77,45 @@ export async function waitLoadBalancerIP(k8s: KubeClients, namespace: string, na
       return ip ? { done: true, value: ip } : { done: false, state: "pending" };
     },
     { description: `an address for service ${name}`, timeoutMs: 30_000, intervalMs: 100 },
+  );
+}
+
+/**
+ * The node that announces `service`'s LoadBalancer address (`target` = ip:port), once MetalLB's status
+ * names exactly one node, the external client's ARP entry points at that same node (where the provider
+ * can tell) and both have held for 2 s. A choice made from the status alone can name a node that no
+ * longer (or not yet) receives the traffic: the status is written after the fact and holds two claims
+ * while an announcement moves.
+ */
+export async function settledAnnouncer(
+  cluster: StartedCluster,
+  k8s: KubeClients,
+  namespace: string,
+  service: string,
+  target: string,
+): Promise<string> {
+  const ip = target.replace(/:\d+$/, "");
+  let last: string | undefined;
+  let since = 0;
+  return waitFor(
+    async () => {
+      const claims = await announcingNodes(k8s, namespace, service);
+      // A request refreshes the client's neighbour entry, so it names who answers now.
+      await runProbe(cluster, { kind: "external" }, { target, timeoutMs: 1_000 });
+      const receiver = cluster.l2Receiver ? await cluster.l2Receiver(ip) : claims[0];
+      const agreed = claims.length === 1 && claims[0] === receiver ? receiver : undefined;
+      if (agreed !== last) {
+        last = agreed;
+        since = Date.now();
+      }
+      return agreed && Date.now() - since >= 2_000
+        ? { done: true, value: agreed }
+        : { done: false, state: { status: claims, arp: receiver } };
+    },
+    {
+      description: `MetalLB's status and the client's ARP entry to agree on who announces ${service}`,
+      timeoutMs: 30_000,
+      intervalMs: 250,
+    },
   );
 }

@@ -436,6 +436,18 @@ class KindNodeOperations implements NodeOperations {
   }
 
   /** On kind the "binary" is an image: the DaemonSet switches to OnDelete, so only this node's pod changes. */
+  async kubeProxyRef(node: string): Promise<string> {
+    const { core } = kubeClients(this.#state.kubeconfig);
+    const pods = await core.listNamespacedPod({
+      namespace: "kube-system",
+      labelSelector: "k8s-app=kube-proxy",
+      fieldSelector: `spec.nodeName=${node}`,
+    });
+    const image = pods.items.find((p) => !p.metadata?.deletionTimestamp)?.spec?.containers[0]?.image;
+    if (!image) throw new TphError(`no kube-proxy pod on ${node}`);
+    return image;
+  }
+
   async replaceKubeProxy(node: string, image: string): Promise<void> {
     const { apps } = kubeClients(this.#state.kubeconfig);
     const ds = await apps.readNamespacedDaemonSet({ name: "kube-proxy", namespace: "kube-system" });
