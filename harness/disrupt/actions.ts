@@ -200,6 +200,7 @@ export function scale(
       ctx.undo.register(key, {
         what: `scale deployment/${w.name} back to ${original}`,
         original,
+        phase: "workload",
         fn: () => ignoreGone(scale(ctx, w, original)),
       });
     await ctx.k8s.apps.patchNamespacedDeployment(
@@ -303,6 +304,7 @@ export function setTrafficPolicy(
       ctx.undo.register(key, {
         what: `restore service/${service} ${JSON.stringify(original)}`,
         original,
+        phase: "workload",
         fn: () => ignoreGone(setTrafficPolicy(ctx, namespace, service, original)),
       });
     } else {
@@ -338,18 +340,29 @@ export function startNode(ctx: DisruptContext, node: string, timeoutMs = 90_000)
   });
 }
 
+/**
+ * Waits until the Node is Ready and the node lifecycle controller has taken off the taints it put on
+ * while the node was away (unreachable, not-ready): only then is the node back as an operator sees it.
+ */
 export async function waitNodeReady(k8s: KubeClients, node: string, timeoutMs: number): Promise<void> {
   await waitFor(
     async () => {
       const n = await k8s.core.readNode({ name: node });
       const ready = n.status?.conditions?.find((c) => c.type === "Ready");
-      return ready?.status === "True"
+      const away = (n.spec?.taints ?? []).filter((t) => CONTROLLER_TAINTS.includes(t.key)).map((t) => t.key);
+      return ready?.status === "True" && away.length === 0
         ? { done: true, value: undefined }
-        : { done: false, state: ready?.status };
+        : { done: false, state: { ready: ready?.status, taints: away } };
     },
-    { description: `node ${node} to be Ready`, timeoutMs, intervalMs: 250 },
+    {
+      description: `node ${node} to be Ready and untainted by the node controller`,
+      timeoutMs,
+      intervalMs: 250,
+    },
   );
 }
+
+const CONTROLLER_TAINTS = ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"];
 
 export function restartKubeProxy(ctx: DisruptContext, node: string): Promise<void> {
   return ctx.timeline.step("restart-kube-proxy", node, () => nodeOps(ctx).restartKubeProxy(node));

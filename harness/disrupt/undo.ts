@@ -10,6 +10,11 @@ export interface UndoEntry {
   what: string;
   /** The state before the first change under this key (e.g. the replica count, the kube-proxy binary). */
   original?: unknown;
+  /**
+   * Nodes come back before workloads: scaling a Deployment back waits for its pods, which cannot start
+   * on a node that is still stopped, cordoned or tainted. Default "node".
+   */
+  phase?: "node" | "workload";
   fn: () => Promise<void>;
 }
 
@@ -39,11 +44,16 @@ export class UndoStack {
   }
 
   /**
-   * Runs every pending undo, newest first. Each runs even if an earlier one failed; the failures are
-   * returned (with what they were undoing), not thrown, so the caller can report all of them.
+   * Runs every pending undo: the nodes' first, then the workloads', each newest first. Each runs even if
+   * an earlier one failed; the failures are returned (with what they were undoing), not thrown, so the
+   * caller can report all of them.
    */
   async run(): Promise<{ undone: string[]; errors: Error[] }> {
-    const entries = [...this.#entries.entries()].reverse();
+    const newestFirst = [...this.#entries.entries()].reverse();
+    const entries = [
+      ...newestFirst.filter(([, e]) => (e.phase ?? "node") === "node"),
+      ...newestFirst.filter(([, e]) => e.phase === "workload"),
+    ];
     this.#entries.clear();
     const undone: string[] = [];
     const errors: Error[] = [];

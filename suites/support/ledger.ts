@@ -61,7 +61,7 @@ export function useLedger() {
   });
   async function writeArtifacts(fileName: string | undefined): Promise<void> {
     const dir = process.env.TPH_ARTIFACTS;
-    if (!dir || (entries.length === 0 && verdicts.length === 0)) return;
+    if (!dir || (entries.length === 0 && verdicts.length === 0 && timeline.events.length === 0)) return;
     const file = fileName?.replace(/[^\w.-]+/g, "_") ?? "suite";
     const out = join(dir, "ledgers", file);
     await mkdir(out, { recursive: true });
