@@ -121,6 +121,27 @@ export function blackholed(
   );
 }
 
+/**
+ * Every request was refused, except requests that timed out because the kernel suppressed the ICMP
+ * error that would have refused them: Linux sends at most a burst of 6 ICMP errors to one host, then
+ * one a second (net.ipv4.icmp_ratelimit), so a client refused several times in a row sees timeouts.
+ * `suppressed` is how many ICMP errors the nodes counted as rate-limited meanwhile (Icmp
+ * OutRateLimitHost and OutRateLimitGlobal in /proc/net/snmp); timeouts beyond that count, or no refusal
+ * at all, still fail: those are blackholes.
+ */
+export function refusedOrRateLimited(entries: LedgerEntry[], suppressed: number): Verdict {
+  const timeouts = entries.filter((e) => e.outcome === "timeout");
+  const other = entries.filter((e) => e.outcome !== "refused" && e.outcome !== "timeout");
+  const refused = entries.length - timeouts.length - other.length;
+  const explained = Math.min(timeouts.length, suppressed);
+  const broken = [...other, ...timeouts.slice(explained)];
+  if (refused === 0 && entries.length > 0 && broken.length === 0) broken.push(...timeouts);
+  const v = verdict("Refused", entries, broken, "were refused");
+  if (v.passed && explained > 0)
+    v.summary = `Refused: ${refused} of ${entries.length} requests refused; ${explained} timed out while the kernel rate-limited its ICMP errors (${suppressed} suppressed)`;
+  return v;
+}
+
 /** One reading of a health-check node port against the EndpointSlices' ready endpoints on that node. */
 export interface HealthSample {
   at: number;

@@ -61,6 +61,11 @@ export interface ExternalNetwork {
   loadBalancerRange: string;
   /** The source IP an external client's requests carry (what a preserving path must show). */
   clientIP: string;
+  /**
+   * Addresses on this network free for a Service's spec.externalIPs, where the provider can route them
+   * from the external client to a node (`StartedCluster.routeExternalIP`).
+   */
+  externalIPs?: readonly string[];
 }
 
 /** Where traffic starts: the external client, or a pod (its network namespace). */
@@ -90,6 +95,21 @@ export interface StartedCluster extends AsyncDisposable {
    * entry. MetalLB's own status can lag or hold two claims during a move; this is the dataplane's answer.
    */
   l2Receiver?(ip: string): Promise<string | undefined>;
+  /**
+   * Routes `ip` (one of `network.externalIPs`) from the external client to `node`, as a router in front
+   * of a cluster does for a Service's spec.externalIPs.
+   */
+  routeExternalIP?(ip: string, node: string): Promise<void>;
+  /**
+   * Forgets the external client's neighbour (ARP) entries: after an announcement moves or is withdrawn,
+   * a cached MAC would keep sending to the old node and hide what a fresh client sees.
+   */
+  flushClientNeighbors?(): Promise<void>;
+  /**
+   * ICMP errors `node` did not send because of the kernel's rate limits so far (Icmp OutRateLimitHost +
+   * OutRateLimitGlobal): a refusal the client saw as a timeout is told apart from a blackhole by it.
+   */
+  icmpRateLimited?(node: string): Promise<number>;
   /** Runs a command as the external client: outside every node, with `network.clientIP` as source. */
   runExternal?(argv: string[], options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<ExecResult>;
   /** Node lifecycle operations, where the provider supports them (both providers do). */

@@ -21,27 +21,48 @@ export function probeConfigMap(): V1ConfigMap {
   return { metadata: { name: PROBE_CONFIGMAP }, data: { "probe.ts": readFileSync(PROBE_PATH, "utf8") } };
 }
 
+// The client idles; probes are exec'd into it. Exits at once on SIGTERM (Node's default).
+const PROBE_CONTAINER = {
+  name: "probe",
+  image: PROBE_IMAGE,
+  command: ["node", "-e", "setInterval(() => {}, 3_600_000)"],
+  volumeMounts: [{ name: "probe", mountPath: "/tph" }],
+};
+const PROBE_VOLUME = { name: "probe", configMap: { name: PROBE_CONFIGMAP } };
+
 function probeClientSpec(): V1PodSpec {
+  return { containers: [PROBE_CONTAINER], volumes: [PROBE_VOLUME], terminationGracePeriodSeconds: 2 };
+}
+
+/**
+ * One probe client pinned to `node`. Needs the ConfigMap (ensureProbeConfigMap) in its namespace. With
+ * `hostNetwork`, it sends from the node's own network stack: the source a node-local agent, a
+ * hostNetwork DaemonSet or the kubelet is.
+ */
+export function probeClientPod(name: string, node: string, options: { hostNetwork?: boolean } = {}): V1Pod {
   return {
-    // The client idles; probes are exec'd into it. Exits at once on SIGTERM (Node's default).
-    containers: [
-      {
-        name: "probe",
-        image: PROBE_IMAGE,
-        command: ["node", "-e", "setInterval(() => {}, 3_600_000)"],
-        volumeMounts: [{ name: "probe", mountPath: "/tph" }],
-      },
-    ],
-    volumes: [{ name: "probe", configMap: { name: PROBE_CONFIGMAP } }],
-    terminationGracePeriodSeconds: 2,
+    metadata: { name, labels: { app: PROBE_CLIENT_LABEL } },
+    spec: {
+      ...probeClientSpec(),
+      nodeSelector: { "kubernetes.io/hostname": node },
+      ...(options.hostNetwork && { hostNetwork: true }),
+    },
   };
 }
 
-/** One probe client pinned to `node`. Needs the ConfigMap (ensureProbeConfigMap) in its namespace. */
-export function probeClientPod(name: string, node: string): V1Pod {
+/**
+ * `pod` with a probe container beside its own: traffic can then start from inside it (a backend
+ * calling its own Service: hairpin). Needs the ConfigMap in its namespace.
+ */
+export function withProbeContainer(pod: V1Pod): V1Pod {
+  const spec = pod.spec as V1PodSpec;
   return {
-    metadata: { name, labels: { app: PROBE_CLIENT_LABEL } },
-    spec: { ...probeClientSpec(), nodeSelector: { "kubernetes.io/hostname": node } },
+    ...pod,
+    spec: {
+      ...spec,
+      containers: [...spec.containers, PROBE_CONTAINER],
+      volumes: [...(spec.volumes ?? []), PROBE_VOLUME],
+    },
   };
 }
 

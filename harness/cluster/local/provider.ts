@@ -1,5 +1,6 @@
 import { cp, mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { formatIp, parseIp } from "../../core/cidr.ts";
 import { withCleanup } from "../../core/cleanup.ts";
 import { type HarnessConfig, NAME_PREFIX } from "../../core/config.ts";
 import { TphError } from "../../core/errors.ts";
@@ -334,6 +335,7 @@ class LocalCluster implements StartedCluster {
       subnet: state.network.subnet,
       loadBalancerRange: state.network.loadBalancerRange,
       clientIP: state.network.clientIP,
+      externalIPs: externalIPsBelow(state.network.loadBalancerRange),
     };
     this.nodeOps = new LocalNodeOperations(config, state, logger);
   }
@@ -352,6 +354,30 @@ class LocalCluster implements StartedCluster {
     options: { signal?: AbortSignal; timeoutMs?: number } = {},
   ): Promise<ExecResult> {
     return run(argv, { netns: this.#state.network.clientNs, allowFailure: true, ...options });
+  }
+
+  async routeExternalIP(ip: string, node: string): Promise<void> {
+    if (!this.network.externalIPs?.includes(ip))
+      throw new TphError(
+        `${ip} is not one of the cluster's external IPs (${this.network.externalIPs?.join(", ")})`,
+      );
+    const target = this.#state.nodes.find((n) => n.name === node);
+    if (!target) throw new TphError(`no node named ${node} in cluster ${this.name}`);
+    await run(["ip", "route", "replace", `${ip}/32`, "via", target.ip], {
+      netns: this.#state.network.clientNs,
+    });
+  }
+
+  async icmpRateLimited(node: string): Promise<number> {
+    const target = this.#state.nodes.find((n) => n.name === node);
+    if (!target) throw new TphError(`no node named ${node} in cluster ${this.name}`);
+    // /proc/net follows the reader's network namespace.
+    const { stdout } = await run(["cat", "/proc/net/snmp"], { netns: target.ns });
+    return icmpRateLimitedCount(stdout);
+  }
+
+  async flushClientNeighbors(): Promise<void> {
+    await run(["ip", "neigh", "flush", "dev", "eth0"], { netns: this.#state.network.clientNs });
   }
 
   async l2Receiver(ip: string): Promise<string | undefined> {
@@ -513,4 +539,24 @@ async function binaryVersion(binary: string | undefined): Promise<string | undef
     () => undefined,
   );
   return r?.exitCode === 0 ? r.stdout.trim().replace(/^Kubernetes /, "kube-proxy ") : undefined;
+}
+
+/** The 8 addresses just below MetalLB's range: free on the cluster network, for spec.externalIPs. */
+function externalIPsBelow(loadBalancerRange: string): string[] {
+  const first = parseIp(loadBalancerRange.split("-")[0] as string);
+  return Array.from({ length: 8 }, (_, i) => formatIp(first - 8 + i));
+}
+
+/** OutRateLimitHost + OutRateLimitGlobal from /proc/net/snmp's Icmp lines (names line, values line). */
+export function icmpRateLimitedCount(snmp: string): number {
+  const [names, values] = snmp.split("\n").filter((l) => l.startsWith("Icmp:"));
+  if (!names || !values) return 0;
+  const keys = names.split(/\s+/);
+  const nums = values.split(/\s+/);
+  let total = 0;
+  for (const k of ["OutRateLimitHost", "OutRateLimitGlobal"]) {
+    const i = keys.indexOf(k);
+    if (i > 0) total += Number(nums[i] ?? 0);
+  }
+  return total;
 }
