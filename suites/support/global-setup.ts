@@ -1,4 +1,4 @@
-import { ensureBinaries } from "../../harness/cluster/local/binaries.ts";
+import { ensureBinaries, ensureKubeProxy } from "../../harness/cluster/local/binaries.ts";
 import { localProvider } from "../../harness/cluster/local/provider.ts";
 import { getProvider } from "../../harness/cluster/providers.ts";
 import { createLogger } from "../../harness/core/logger.ts";
@@ -26,6 +26,14 @@ export default async function setup(): Promise<() => Promise<void>> {
       return release;
     }
     await ensureBinaries(config, logger);
+    // A kube-proxy release the run asks for is built here, with progress, not inside a suite's
+    // bring-up (whose hook timeout a cold build could exceed).
+    const versions = [
+      config.cluster.kubeProxyVersion,
+      ...config.cluster.nodes.map((n) => n.kubeProxyVersion),
+    ];
+    for (const v of new Set(versions.filter((x): x is string => x !== undefined)))
+      await ensureKubeProxy(config, v, logger);
     const removed = await localProvider.gc(config, { logger, all: true });
     for (const r of removed) logger.warn(`removed a leftover of an earlier e2e run: ${r}`);
   } catch (err) {
