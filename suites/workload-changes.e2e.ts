@@ -35,6 +35,8 @@ describe.each(PROXY_MODES)("workload and Service changes under traffic (kube-pro
     await waitEndpoints(f.k8s, ns, "web", 2);
     const lb = `${await waitLoadBalancerIP(f.k8s, ns, "web")}:80`;
     await waitServing(f.cluster, { kind: "external" }, { target: lb });
+    // A failure on the LB path then stands next to the node it entered (an announcement move would show).
+    ledger.followAnnouncer(f.k8s, ns, "web");
     const traffic = await ledger.traffic(f.cluster, [
       { name: "external->lb", source: { kind: "external" }, target: lb, path: "/hostname", rate: 50 },
       ...pathsFromClients(clients, ns, `${svc.spec?.clusterIP}:80`, { rate: 20 }),
