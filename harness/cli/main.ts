@@ -16,6 +16,7 @@ import {
 import { describeError, TphError, UsageError } from "../core/errors.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
 import { kubeClients } from "../k8s/client.ts";
+import { compare, type Dimension, diffDirs, parseSides } from "./compare.ts";
 import { doctor } from "./doctor.ts";
 import { listSuites, parseRepeat, runSuites } from "./run.ts";
 
@@ -169,6 +170,61 @@ const commands: Record<string, Command> = {
         },
         logger,
       );
+    },
+  },
+  compare: {
+    summary:
+      "run the same suites under two settings (proxy modes or kube-proxy releases) and print what differs",
+    usage:
+      "tph compare (--proxy-mode A,B | --kube-proxy-version A,B) [--suite NAME[,NAME...]] [--artifacts DIR] [--no-install]",
+    options: {
+      ...common,
+      "proxy-mode": { type: "string", help: "the two kube-proxy modes, e.g. iptables,nftables" },
+      "kube-proxy-version": { type: "string", help: "the two kube-proxy releases, e.g. v1.36.3,v1.37.2" },
+      suite: { type: "string", help: "comma-separated suite names (default: all)" },
+      artifacts: {
+        type: "string",
+        help: "where both runs and diff.txt go (default artifacts/compare-<time>)",
+      },
+      "no-install": { type: "boolean", help: "never install missing Debian packages" },
+    },
+    async run(config, values, logger) {
+      const given = (["proxy-mode", "kube-proxy-version"] as const).filter(
+        (d) => typeof values[d] === "string",
+      );
+      if (given.length !== 1)
+        throw new UsageError(
+          "tph compare needs exactly one of --proxy-mode A,B and --kube-proxy-version A,B",
+          "the other settings are the same on both sides",
+        );
+      const dimension = given[0] as Dimension;
+      const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+      return compare(
+        config,
+        {
+          dimension,
+          values: parseSides(dimension, values[dimension] as string),
+          suites: splitList(values.suite),
+          artifacts: typeof values.artifacts === "string" ? values.artifacts : `artifacts/compare-${stamp}`,
+          install: values["no-install"] !== true,
+        },
+        logger,
+      );
+    },
+  },
+  diff: {
+    summary: "compare two finished runs' verdicts: what passes in A and fails in B (non-zero), and the rest",
+    usage: "tph diff RUN_A RUN_B    (artifacts directories of tph run, each with verdicts.json)",
+    options: { ...common },
+    positionals: true,
+    async run(_config, _values, _logger, positionals) {
+      const [a, b] = positionals;
+      if (!a || !b || positionals.length !== 2)
+        throw new UsageError(
+          "tph diff needs two run directories",
+          "e.g. tph diff artifacts/run-A artifacts/run-B",
+        );
+      return diffDirs(a, b);
     },
   },
   doctor: {
@@ -427,4 +483,13 @@ if (import.meta.main) {
       process.exitCode = err instanceof TphError ? err.exitCode : 1;
     },
   );
+}
+
+function splitList(value: string | boolean | undefined): string[] {
+  return typeof value === "string"
+    ? value
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
 }

@@ -5,6 +5,7 @@ import { type HarnessConfig, parseProxyMode } from "../core/config.ts";
 import { TphError, UsageError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { acquireRunLock, E2E_LOCK_PATH } from "../core/run-lock.ts";
+import type { RunRecord } from "../report/diff.ts";
 import { junitXml } from "../report/junit.ts";
 import {
   collectRows,
@@ -151,6 +152,15 @@ export async function runSuites(config: HarnessConfig, options: RunOptions, logg
   return summary.ok ? 0 : 1;
 }
 
+/** What distinguishes one run from another, as `tph diff` labels its sides. */
+function runSettings(config: HarnessConfig): Record<string, string> {
+  return {
+    provider: config.provider,
+    proxyMode: process.env.TPH_PROXY_MODE ?? "iptables,nftables",
+    kubeProxy: process.env.TPH_KUBE_PROXY_VERSION ?? "the cluster's",
+  };
+}
+
 interface RunResult {
   rows: Row[];
   code: number;
@@ -179,6 +189,9 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
   }
   const junit = join(artifacts, "junit.xml");
   await writeFile(junit, junitXml(rows));
+  // For `tph diff`: the run's settings and rows, machine-readable.
+  const record: RunRecord = { settings: runSettings(config), rows };
+  await writeFile(join(artifacts, "verdicts.json"), `${JSON.stringify(record, null, 1)}\n`);
   process.stdout.write(`\n${renderReport(rows)}`);
   process.stdout.write(`artifacts: ${junit} and ${join(artifacts, "ledgers")}/\n`);
   return { rows, code: exitCode(countRows(rows)), wallMs: Date.now() - start };
