@@ -1,6 +1,12 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { type HarnessConfig, loadConfig, parseKubernetesVersion, parseProxyMode } from "../core/config.ts";
+import {
+  type HarnessConfig,
+  loadConfig,
+  parseKubernetesVersion,
+  parseProxyMode,
+  readKubeProxyConfigFile,
+} from "../core/config.ts";
 import { UsageError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { comparableName, diffExitCode, diffRuns, type RunRecord, renderDiff } from "../report/diff.ts";
@@ -11,7 +17,7 @@ import { runSuites } from "./run.ts";
  * `tph diff` does the same for two finished runs. Exactly one setting differs between the sides: the
  * proxy mode (moving from iptables to nftables) or the kube-proxy release (an upgrade).
  */
-export type Dimension = "proxy-mode" | "kube-proxy-version";
+export type Dimension = "proxy-mode" | "kube-proxy-version" | "kube-proxy-config";
 
 export interface CompareOptions {
   dimension: Dimension;
@@ -31,17 +37,24 @@ export function parseSides(dimension: Dimension, value: string): [string, string
     );
   for (const v of sides)
     if (dimension === "proxy-mode") parseProxyMode(v);
-    else parseKubernetesVersion(v, `--${dimension}`);
-  return sides as [string, string];
+    else if (dimension === "kube-proxy-version") parseKubernetesVersion(v, `--${dimension}`);
+    else readKubeProxyConfigFile(v);
+  // The suites run in vitest's workers, from another directory's point of view: absolute paths.
+  return (dimension === "kube-proxy-config" ? sides.map((v) => resolve(v)) : sides) as [string, string];
 }
 
 function example(d: Dimension): string {
-  return d === "proxy-mode" ? "iptables,nftables" : "v1.36.3,v1.37.2";
+  return {
+    "proxy-mode": "iptables,nftables",
+    "kube-proxy-version": "v1.36.3,v1.37.2",
+    "kube-proxy-config": "a.yaml,b.yaml",
+  }[d];
 }
 
 const ENV: Record<Dimension, string> = {
   "proxy-mode": "TPH_PROXY_MODE",
   "kube-proxy-version": "TPH_KUBE_PROXY_VERSION",
+  "kube-proxy-config": "TPH_KUBE_PROXY_CONFIG",
 };
 
 export async function compare(config: HarnessConfig, o: CompareOptions, logger: Logger): Promise<number> {

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureBinaries, ensureExtraBinary } from "../cluster/local/binaries.ts";
 import { getProvider } from "../cluster/providers.ts";
@@ -12,6 +13,7 @@ import {
   parseKubernetesVersion,
   parseProvider,
   parseProxyMode,
+  readKubeProxyConfigFile,
 } from "../core/config.ts";
 import { describeError, TphError, UsageError } from "../core/errors.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
@@ -66,6 +68,10 @@ const commands: Record<string, Command> = {
         type: "string",
         help: "local: run this kube-proxy release on every node (built on demand, e.g. v1.35.4); per node in --config",
       },
+      "kube-proxy-config": {
+        type: "string",
+        help: "a KubeProxyConfiguration patch (YAML file, merge patch) for every node's kube-proxy",
+      },
       "node-image": { type: "string", help: "kind: a full node image reference instead of a version" },
       "disable-cni": {
         type: "boolean",
@@ -117,6 +123,10 @@ const commands: Record<string, Command> = {
         type: "string",
         help: "local: every cluster runs this kube-proxy release (built on demand, e.g. v1.35.4)",
       },
+      "kube-proxy-config": {
+        type: "string",
+        help: "a KubeProxyConfiguration patch (YAML file, merge patch) for every cluster's kube-proxy",
+      },
       suite: {
         type: "string",
         help: "comma-separated suite names (default: all); `tph run --list` shows them",
@@ -151,6 +161,8 @@ const commands: Record<string, Command> = {
       // The suites build their clusters from the environment (they run in vitest's workers).
       if (config.cluster.kubeProxyVersion)
         process.env.TPH_KUBE_PROXY_VERSION = config.cluster.kubeProxyVersion;
+      if (typeof values["kube-proxy-config"] === "string")
+        process.env.TPH_KUBE_PROXY_CONFIG = resolve(values["kube-proxy-config"]);
       const stamp = new Date().toISOString().replace(/[:.]/g, "-");
       return runSuites(
         config,
@@ -176,11 +188,15 @@ const commands: Record<string, Command> = {
     summary:
       "run the same suites under two settings (proxy modes or kube-proxy releases) and print what differs",
     usage:
-      "tph compare (--proxy-mode A,B | --kube-proxy-version A,B) [--suite NAME[,NAME...]] [--artifacts DIR] [--no-install]",
+      "tph compare (--proxy-mode A,B | --kube-proxy-version A,B | --kube-proxy-config A.yaml,B.yaml) [--suite NAME[,NAME...]] [--artifacts DIR] [--no-install]",
     options: {
       ...common,
       "proxy-mode": { type: "string", help: "the two kube-proxy modes, e.g. iptables,nftables" },
       "kube-proxy-version": { type: "string", help: "the two kube-proxy releases, e.g. v1.36.3,v1.37.2" },
+      "kube-proxy-config": {
+        type: "string",
+        help: "two KubeProxyConfiguration patches (YAML files), e.g. before.yaml,after.yaml",
+      },
       suite: { type: "string", help: "comma-separated suite names (default: all)" },
       artifacts: {
         type: "string",
@@ -189,12 +205,12 @@ const commands: Record<string, Command> = {
       "no-install": { type: "boolean", help: "never install missing Debian packages" },
     },
     async run(config, values, logger) {
-      const given = (["proxy-mode", "kube-proxy-version"] as const).filter(
+      const given = (["proxy-mode", "kube-proxy-version", "kube-proxy-config"] as const).filter(
         (d) => typeof values[d] === "string",
       );
       if (given.length !== 1)
         throw new UsageError(
-          "tph compare needs exactly one of --proxy-mode A,B and --kube-proxy-version A,B",
+          "tph compare needs exactly one of --proxy-mode A,B, --kube-proxy-version A,B and --kube-proxy-config A,B",
           "the other settings are the same on both sides",
         );
       const dimension = given[0] as Dimension;
@@ -453,6 +469,10 @@ export async function main(argv: string[]): Promise<number> {
     overrides.cluster = { ...overrides.cluster, nodes: nodeCount(values.nodes) };
   if (typeof values["proxy-mode"] === "string") {
     overrides.cluster = { ...overrides.cluster, proxyMode: parseProxyMode(values["proxy-mode"]) };
+  }
+  if (typeof values["kube-proxy-config"] === "string") {
+    const patch = readKubeProxyConfigFile(values["kube-proxy-config"]);
+    if (patch) overrides.cluster = { ...overrides.cluster, kubeProxyConfig: patch };
   }
   if (typeof values["kube-proxy-version"] === "string") {
     overrides.cluster = {

@@ -55,3 +55,43 @@ describe("nodeCount", () => {
       expect(() => nodeCount(bad)).toThrow(/whole number from 1 to 20/);
   });
 });
+
+describe("kube-proxy configuration patches", () => {
+  it("merge over the harness's settings: objects merge, null deletes, the rest replaces", async () => {
+    const { mergePatch } = await import("./config.ts");
+    expect(
+      mergePatch(
+        { mode: "iptables", conntrack: { maxPerCore: 0, tcpBeLiberal: true }, nodePortAddresses: ["a"] },
+        { conntrack: { tcpBeLiberal: null, udpTimeout: "30s" }, nodePortAddresses: ["primary"] },
+      ),
+    ).toEqual({
+      mode: "iptables",
+      conntrack: { maxPerCore: 0, udpTimeout: "30s" },
+      nodePortAddresses: ["primary"],
+    });
+  });
+
+  it("refuse what the harness owns, and come from a file or the cluster file", async () => {
+    const { parseKubeProxyConfig, parseClusterFile } = await import("./config.ts");
+    expect(() => parseKubeProxyConfig({ hostnameOverride: "x", mode: "ipvs" }, "p.yaml")).toThrow(
+      /p.yaml: hostnameOverride, mode are set by tph/,
+    );
+    expect(() => parseKubeProxyConfig(["a"], "p.yaml")).toThrow(/must be a mapping/);
+    // A whole KubeProxyConfiguration document works too.
+    expect(
+      parseKubeProxyConfig(
+        {
+          apiVersion: "kubeproxy.config.k8s.io/v1alpha1",
+          kind: "KubeProxyConfiguration",
+          detectLocalMode: "NodeCIDR",
+        },
+        "p.yaml",
+      ),
+    ).toEqual({ detectLocalMode: "NodeCIDR" });
+    expect(
+      parseClusterFile("kubeProxyConfig:\n  detectLocalMode: NodeCIDR\n", "c.yaml").kubeProxyConfig,
+    ).toEqual({
+      detectLocalMode: "NodeCIDR",
+    });
+  });
+});

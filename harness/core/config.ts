@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -51,6 +52,12 @@ export interface ClusterConfig {
   proxyMode: ProxyMode;
   /** The kube-proxy release every node runs (vX.Y.Z); unset: the cluster's own Kubernetes release. */
   kubeProxyVersion?: string;
+  /**
+   * A KubeProxyConfiguration patch (JSON merge patch: objects merge, null deletes), applied on every
+   * provider: detectLocalMode, nodePortAddresses, conntrack and nftables settings... the other half of a
+   * kube-proxy upgrade.
+   */
+  kubeProxyConfig?: Record<string, unknown>;
 }
 
 export interface NodeSpec {
@@ -126,6 +133,9 @@ export function loadConfig(
       proxyMode: overrides.cluster?.proxyMode ?? parseProxyMode(env.TPH_PROXY_MODE ?? DEFAULTS.proxyMode),
     },
   };
+  const kubeProxyConfig =
+    overrides.cluster?.kubeProxyConfig ?? readKubeProxyConfigFile(env.TPH_KUBE_PROXY_CONFIG);
+  if (kubeProxyConfig) config.cluster.kubeProxyConfig = kubeProxyConfig;
   const kubeProxyVersion = overrides.cluster?.kubeProxyVersion ?? env.TPH_KUBE_PROXY_VERSION;
   if (kubeProxyVersion)
     config.cluster.kubeProxyVersion = parseKubernetesVersion(kubeProxyVersion, "TPH_KUBE_PROXY_VERSION");
@@ -152,6 +162,80 @@ export function validateClusterName(name: string): void {
 export function parseProvider(value: string): ProviderName {
   if ((PROVIDERS as readonly string[]).includes(value)) return value as ProviderName;
   throw new UsageError(`unknown provider "${value}"`, `choose one of: ${PROVIDERS.join(", ")}`);
+}
+
+/**
+ * Fields of the KubeProxyConfiguration the harness sets itself and a patch may not change: the cluster
+ * depends on them (the Node name decides endpoint locality; the mode has its own option).
+ */
+const KUBE_PROXY_OWNED = [
+  "apiVersion",
+  "kind",
+  "clientConnection",
+  "hostnameOverride",
+  "mode",
+  "healthzBindAddress",
+];
+
+/** A KubeProxyConfiguration patch from YAML (a file's, or the cluster file's `kubeProxyConfig`). */
+export function parseKubeProxyConfig(doc: unknown, source: string): Record<string, unknown> {
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc))
+    throw new UsageError(
+      `${source}: a KubeProxyConfiguration patch must be a mapping`,
+      "e.g. detectLocalMode: NodeCIDR",
+    );
+  const patch = { ...(doc as Record<string, unknown>) };
+  // A whole KubeProxyConfiguration document is accepted: its apiVersion and kind are the harness's too.
+  if (patch.kind === "KubeProxyConfiguration") {
+    delete patch.kind;
+    delete patch.apiVersion;
+  }
+  const owned = Object.keys(patch).filter((k) => KUBE_PROXY_OWNED.includes(k));
+  if (owned.length > 0)
+    throw new UsageError(
+      `${source}: ${owned.join(", ")} ${owned.length === 1 ? "is" : "are"} set by tph and cannot be patched`,
+      "the proxy mode is --proxy-mode; the rest the cluster depends on",
+    );
+  return patch;
+}
+
+/** The patch in the YAML file `path` (TPH_KUBE_PROXY_CONFIG, --kube-proxy-config). */
+export function readKubeProxyConfigFile(path: string | undefined): Record<string, unknown> | undefined {
+  if (!path) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new UsageError(
+      `cannot read the kube-proxy configuration ${path}: ${err instanceof Error ? err.message : err}`,
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new UsageError(`${path} is not valid YAML: ${err instanceof Error ? err.message : err}`);
+  }
+  return parseKubeProxyConfig(doc, path);
+}
+
+/** RFC 7386 JSON merge patch: objects merge key by key, null deletes, anything else replaces. */
+export function mergePatch(
+  base: Record<string, unknown>,
+  patch: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(patch)) {
+    const here = out[k];
+    if (v === null) delete out[k];
+    else if (isMapping(v) && isMapping(here)) out[k] = mergePatch(here, v);
+    else out[k] = v;
+  }
+  return out;
+}
+
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /** A Kubernetes release as kube-proxy and the pins name it: v1.Y.Z, optionally with a pre-release. */
@@ -204,6 +288,7 @@ export function parseClusterFile(text: string, source: string): Partial<ClusterC
     "podSubnet",
     "serviceSubnet",
     "kubeProxyVersion",
+    "kubeProxyConfig",
   ]);
   const d = doc as Record<string, unknown>;
   for (const key of Object.keys(d)) {
@@ -212,6 +297,8 @@ export function parseClusterFile(text: string, source: string): Partial<ClusterC
   }
   const out: Partial<ClusterConfig> = {};
   if (d.proxyMode !== undefined) out.proxyMode = parseProxyMode(String(d.proxyMode));
+  if (d.kubeProxyConfig !== undefined)
+    out.kubeProxyConfig = parseKubeProxyConfig(d.kubeProxyConfig, `${source}: kubeProxyConfig`);
   if (d.kubeProxyVersion !== undefined)
     out.kubeProxyVersion = parseKubernetesVersion(String(d.kubeProxyVersion), `${source}: kubeProxyVersion`);
   for (const key of ["nodeSubnet", "podSubnet", "serviceSubnet"] as const) {

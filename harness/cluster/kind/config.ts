@@ -1,4 +1,5 @@
 import { stringify } from "yaml";
+import { mergePatch } from "../../core/config.ts";
 import { UsageError } from "../../core/errors.ts";
 
 /**
@@ -17,6 +18,8 @@ export interface KindOptions {
   zones?: string[];
   /** Leave the cluster without kindnet, for users who install their own CNI. */
   disableDefaultCNI?: boolean;
+  /** A KubeProxyConfiguration patch: kubeadm merges it into kube-proxy's configuration. */
+  kubeProxyConfig?: Record<string, unknown>;
 }
 
 /** The fields of v1alpha4 this generator may emit, per object; the unit tests check the output against them. */
@@ -96,10 +99,14 @@ export function kindConfig(clusterName: string, o: KindOptions): Record<string, 
       ...(o.disableDefaultCNI && { disableDefaultCNI: true }),
     },
     // MetalLB's L2 mode needs ARP answered only by the announcing speaker: with IPVS, kube-proxy must
-    // set strictARP (MetalLB's installation docs).
-    ...(o.proxyMode === "ipvs" && {
+    // set strictARP (MetalLB's installation docs). The user's kube-proxy patch goes over it.
+    ...((o.proxyMode === "ipvs" || o.kubeProxyConfig) && {
       kubeadmConfigPatches: [
-        "kind: KubeProxyConfiguration\napiVersion: kubeproxy.config.k8s.io/v1alpha1\nipvs:\n  strictARP: true\n",
+        stringify({
+          kind: "KubeProxyConfiguration",
+          apiVersion: "kubeproxy.config.k8s.io/v1alpha1",
+          ...mergePatch(o.proxyMode === "ipvs" ? { ipvs: { strictARP: true } } : {}, o.kubeProxyConfig ?? {}),
+        }),
       ],
     }),
     nodes: [

@@ -171,6 +171,22 @@ describe("kindConfig", () => {
     expect(patch).toMatchObject({ kind: "KubeProxyConfiguration", ipvs: { strictARP: true } });
   });
 
+  it("passes the user's kube-proxy configuration patch to kubeadm, over strictARP", () => {
+    const c = kindConfig("tph-x", {
+      workers: 1,
+      proxyMode: "ipvs",
+      kubeProxyConfig: { detectLocalMode: "NodeCIDR", ipvs: { scheduler: "wrr" } },
+    });
+    const patch = parse((c.kubeadmConfigPatches as string[])[0] ?? "");
+    expect(patch).toEqual({
+      kind: "KubeProxyConfiguration",
+      apiVersion: "kubeproxy.config.k8s.io/v1alpha1",
+      ipvs: { strictARP: true, scheduler: "wrr" },
+      detectLocalMode: "NodeCIDR",
+    });
+    expect(kindConfig("tph-x", { workers: 1, proxyMode: "iptables" }).kubeadmConfigPatches).toBeUndefined();
+  });
+
   it("refuses bad input with a usage error", () => {
     expect(() => kindConfig("tph-x", { workers: 0, proxyMode: "iptables" })).toThrow(/1 to 10 workers/);
     expect(() => kindConfig("tph-x", { workers: 1, proxyMode: "iptables", zones: ["bad zone"] })).toThrow(

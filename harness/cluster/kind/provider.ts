@@ -92,6 +92,7 @@ export function createKindProvider(
         proxyMode: config.cluster.proxyMode,
         zones: config.cluster.nodes.map((n) => n.zone ?? "").filter(Boolean),
         disableDefaultCNI: config.kind.disableDefaultCNI,
+        ...(config.cluster.kubeProxyConfig && { kubeProxyConfig: config.cluster.kubeProxyConfig }),
         ...(config.kind.kubernetesVersion && { kubernetesVersion: config.kind.kubernetesVersion }),
         ...(config.kind.nodeImage && { nodeImage: config.kind.nodeImage }),
       });

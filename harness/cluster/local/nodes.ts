@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { request } from "undici";
 import { stringify } from "yaml";
 import type { CleanupStack } from "../../core/cleanup.ts";
-import type { HarnessConfig, NodeSpec } from "../../core/config.ts";
+import { type HarnessConfig, mergePatch, type NodeSpec } from "../../core/config.ts";
 import { run } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
 import { waitFor } from "../../core/wait.ts";
@@ -149,30 +149,37 @@ export async function writeKubeProxyConfig(
   kubeconfig: string,
 ) {
   const mode = ctx.config.cluster.proxyMode;
+  // The user's patch (--kube-proxy-config) goes over the harness's settings.
+  const patch = ctx.config.cluster.kubeProxyConfig ?? {};
   await writeFile(
     node.kubeProxyConfig,
-    stringify({
-      apiVersion: "kubeproxy.config.k8s.io/v1alpha1",
-      kind: "KubeProxyConfiguration",
-      clientConnection: { kubeconfig },
-      // Must equal the Node's name: locality of endpoints (Local policies) is decided by it.
-      hostnameOverride: node.name,
-      bindAddress: "0.0.0.0",
-      healthzBindAddress: `0.0.0.0:${KUBE_PROXY_HEALTH_PORT}`,
-      metricsBindAddress: "127.0.0.1:10249",
-      mode,
-      clusterCIDR: ctx.plan.podSubnet,
-      detectLocalMode: "ClusterCIDR",
-      iptables: { minSyncPeriod: "1s", syncPeriod: "30s" },
-      nftables: { minSyncPeriod: "1s", syncPeriod: "30s" },
-      // maxPerCore 0: nf_conntrack_max is global and a namespace must not set it (kind does the same).
-      conntrack: {
-        maxPerCore: 0,
-        tcpEstablishedTimeout: "0s",
-        tcpCloseWaitTimeout: "0s",
-        ...(mode === "nftables" && { tcpBeLiberal: true }),
-      },
-    }),
+    stringify(
+      mergePatch(
+        {
+          apiVersion: "kubeproxy.config.k8s.io/v1alpha1",
+          kind: "KubeProxyConfiguration",
+          clientConnection: { kubeconfig },
+          // Must equal the Node's name: locality of endpoints (Local policies) is decided by it.
+          hostnameOverride: node.name,
+          bindAddress: "0.0.0.0",
+          healthzBindAddress: `0.0.0.0:${KUBE_PROXY_HEALTH_PORT}`,
+          metricsBindAddress: "127.0.0.1:10249",
+          mode,
+          clusterCIDR: ctx.plan.podSubnet,
+          detectLocalMode: "ClusterCIDR",
+          iptables: { minSyncPeriod: "1s", syncPeriod: "30s" },
+          nftables: { minSyncPeriod: "1s", syncPeriod: "30s" },
+          // maxPerCore 0: nf_conntrack_max is global and a namespace must not set it (kind does the same).
+          conntrack: {
+            maxPerCore: 0,
+            tcpEstablishedTimeout: "0s",
+            tcpCloseWaitTimeout: "0s",
+            ...(mode === "nftables" && { tcpBeLiberal: true }),
+          },
+        },
+        patch,
+      ),
+    ),
   );
 }
 
