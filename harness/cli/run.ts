@@ -1,4 +1,4 @@
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { getProvider } from "../cluster/providers.ts";
 import { type HarnessConfig, parseProxyMode } from "../core/config.ts";
@@ -7,6 +7,8 @@ import type { Logger } from "../core/logger.ts";
 import { acquireRunLock, E2E_LOCK_PATH } from "../core/run-lock.ts";
 import type { RunRecord } from "../report/diff.ts";
 import { junitXml } from "../report/junit.ts";
+import { ProgressReporter } from "../report/progress.ts";
+import { summaryMarkdown } from "../report/summary.ts";
 import {
   collectRows,
   countRows,
@@ -176,7 +178,15 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
   const { startVitest } = await import("vitest/node");
   const vitest = await startVitest(
     chosen.map((s) => `suites/${s}.e2e.ts`),
-    { root: config.repoRoot, project: ["e2e"], run: true, watch: false, reporters: ["default"] },
+    {
+      root: config.repoRoot,
+      project: ["e2e"],
+      run: true,
+      watch: false,
+      // One line per test as it starts and ends (where the run is, in CI logs too), then vitest's own
+      // summary with the failures in full.
+      reporters: [new ProgressReporter(), "default"],
+    },
   );
   let rows: Row[];
   try {
@@ -193,6 +203,9 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
   const record: RunRecord = { settings: runSettings(config), rows };
   await writeFile(join(artifacts, "verdicts.json"), `${JSON.stringify(record, null, 1)}\n`);
   process.stdout.write(`\n${renderReport(rows)}`);
+  // On GitHub Actions the verdict goes on the job's summary page too.
+  if (process.env.GITHUB_STEP_SUMMARY)
+    await appendFile(process.env.GITHUB_STEP_SUMMARY, summaryMarkdown(rows, `tph run on ${config.provider}`));
   process.stdout.write(`artifacts: ${junit} and ${join(artifacts, "ledgers")}/\n`);
   return { rows, code: exitCode(countRows(rows)), wallMs: Date.now() - start };
 }
