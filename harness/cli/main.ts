@@ -1,6 +1,16 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import {
+  atOrAbove,
+  audit,
+  auditedServices,
+  renderFindings,
+  SEVERITIES,
+  type Severity,
+} from "../audit/rules.ts";
+import { readSnapshot } from "../audit/snapshot.ts";
+import { type Verification, verifyFindings } from "../audit/verify.ts";
 import { ensureBinaries, ensureExtraBinary } from "../cluster/local/binaries.ts";
 import { getProvider } from "../cluster/providers.ts";
 import {
@@ -241,6 +251,56 @@ const commands: Record<string, Command> = {
           "e.g. tph diff artifacts/run-A artifacts/run-B",
         );
       return diffDirs(a, b);
+    },
+  },
+  audit: {
+    summary: "check every Service with a Local policy or zone routing against its placement (read-only)",
+    usage: "tph audit [--name NAME | --kubeconfig FILE] [--fail-on high|medium|low] [--json] [--verify]",
+    options: {
+      ...common,
+      kubeconfig: {
+        type: "string",
+        help: "audit the cluster of this kubeconfig (default: tph's cluster --name)",
+      },
+      "fail-on": { type: "string", help: "exit 1 on a finding at or above this severity (default high)" },
+      json: { type: "boolean", help: "print the findings as JSON" },
+      verify: {
+        type: "boolean",
+        help: "send 3 bounded requests from each flagged node to say which findings are blackholes now (needs a tph cluster; makes a namespace and deletes it)",
+      },
+    },
+    async run(config, values, logger) {
+      const failOn = (values["fail-on"] ?? "high") as Severity;
+      if (!SEVERITIES.includes(failOn))
+        throw new UsageError(
+          `--fail-on ${failOn}: unknown severity`,
+          `choose one of: ${SEVERITIES.join(", ")}`,
+        );
+      const kubeconfigPath =
+        typeof values.kubeconfig === "string"
+          ? values.kubeconfig
+          : (await attachOrFail(config, logger)).kubeconfigPath;
+      const k8s = kubeClients(kubeconfigPath);
+      const snap = await readSnapshot(k8s);
+      const findings = audit(snap);
+      const checked = auditedServices(snap).length;
+      let verified: Verification[] = [];
+      if (values.verify) {
+        if (typeof values.kubeconfig === "string")
+          throw new UsageError(
+            "--verify sends traffic from tph's own clients: use it on a tph cluster (--name)",
+          );
+        verified = await verifyFindings(await attachOrFail(config, logger), k8s, findings);
+      }
+      if (values.json) process.stdout.write(`${JSON.stringify({ findings, verified }, null, 1)}\n`);
+      else {
+        process.stdout.write(renderFindings(findings, checked));
+        for (const v of verified)
+          process.stdout.write(
+            `${v.blackhole ? "BLACKHOLE" : "served   "} ${v.service} from ${v.path}: ${v.outcomes.join(", ")}  [${v.rule}]\n`,
+          );
+      }
+      return atOrAbove(findings, failOn).length > 0 ? 1 : 0;
     },
   },
   doctor: {
