@@ -6,6 +6,7 @@ import { TphError, UsageError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { acquireRunLock, E2E_LOCK_PATH } from "../core/run-lock.ts";
 import type { RunRecord } from "../report/diff.ts";
+import { writeHtmlReport } from "../report/html.ts";
 import { junitXml } from "../report/junit.ts";
 import { ProgressReporter } from "../report/progress.ts";
 import { summaryMarkdown } from "../report/summary.ts";
@@ -206,6 +207,9 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
   // On GitHub Actions the verdict goes on the job's summary page too.
   if (process.env.GITHUB_STEP_SUMMARY)
     await appendFile(process.env.GITHUB_STEP_SUMMARY, summaryMarkdown(rows, `tph run on ${config.provider}`));
-  process.stdout.write(`artifacts: ${junit} and ${join(artifacts, "ledgers")}/\n`);
+  // The page people open (verdicts, per-test timeline charts, matrix grids), made from the files above;
+  // after the table is printed, so a failure to write it cannot hide the verdict.
+  const report = await writeHtmlReport(artifacts);
+  process.stdout.write(`artifacts: ${junit}, ${report} and ${join(artifacts, "ledgers")}/\n`);
   return { rows, code: exitCode(countRows(rows)), wallMs: Date.now() - start };
 }
