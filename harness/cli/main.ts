@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
@@ -28,6 +28,8 @@ import {
 import { describeError, TphError, UsageError } from "../core/errors.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
 import { kubeClients } from "../k8s/client.ts";
+import { loadScenario } from "../scenario/load.ts";
+import { newScenario } from "../scenario/new.ts";
 import { compare, type Dimension, diffDirs, parseSides } from "./compare.ts";
 import { doctor } from "./doctor.ts";
 import { listSuites, parseRepeat, runSuites } from "./run.ts";
@@ -155,6 +157,10 @@ const commands: Record<string, Command> = {
         type: "boolean",
         help: "never install missing Debian packages (the preflight then stops, naming each and its package)",
       },
+      scenario: {
+        type: "string",
+        help: "scenario files to run beside the suites (comma-separated; see docs/scenario-format.md)",
+      },
       repeat: {
         type: "string",
         help: "run the suites N times in a row (artifacts in DIR/repeat-<i>/) and print each test's passes, e.g. 2/3",
@@ -173,21 +179,83 @@ const commands: Record<string, Command> = {
         process.env.TPH_KUBE_PROXY_VERSION = config.cluster.kubeProxyVersion;
       if (typeof values["kube-proxy-config"] === "string")
         process.env.TPH_KUBE_PROXY_CONFIG = resolve(values["kube-proxy-config"]);
+      const suites = splitList(values.suite);
+      if (typeof values.scenario === "string") {
+        // Read and checked now: a bad file stops the run before anything starts.
+        const files = [];
+        for (const f of splitList(values.scenario)) files.push((await loadScenario(f)).file);
+        process.env.TPH_SCENARIOS = files.join(",");
+        if (suites.length > 0 && !suites.includes("scenarios")) suites.push("scenarios");
+      }
       const stamp = new Date().toISOString().replace(/[:.]/g, "-");
       return runSuites(
         config,
         {
-          suites:
-            typeof values.suite === "string"
-              ? values.suite
-                  .split(",")
-                  .map((s) => s.trim())
-                  .filter(Boolean)
-              : [],
+          suites,
           artifacts: typeof values.artifacts === "string" ? values.artifacts : `artifacts/run-${stamp}`,
           retain: values.retain === true,
           useRunning: values["use-running"] === true,
           repeat,
+          install: values["no-install"] !== true,
+        },
+        logger,
+      );
+    },
+  },
+  scenario: {
+    summary: "reproduce a behaviour from a YAML scenario: check, run, or start one from your own Service",
+    usage:
+      "tph scenario check FILE...  |  tph scenario run FILE... [--proxy-mode MODE] [--artifacts DIR] [--no-install]  |  tph scenario new --from service.yaml[,deployment.yaml...] [--out FILE]",
+    options: {
+      ...common,
+      "proxy-mode": { type: "string", help: "run: the kube-proxy mode, where the scenario does not set one" },
+      artifacts: {
+        type: "string",
+        help: "run: where JUnit, ledgers and the report go (default artifacts/run-<time>)",
+      },
+      "no-install": { type: "boolean", help: "run: never install missing Debian packages" },
+      from: {
+        type: "string",
+        help: "new: your manifests (comma-separated files: a Service and its workload)",
+      },
+      out: { type: "string", help: "new: write the scenario here (default: standard output)" },
+    },
+    positionals: true,
+    async run(config, values, logger, positionals) {
+      const [sub, ...files] = positionals;
+      if (sub === "new") {
+        if (typeof values.from !== "string")
+          throw new UsageError(
+            "tph scenario new needs --from FILE[,FILE...]",
+            "e.g. --from service.yaml,deployment.yaml",
+          );
+        const text = await newScenario(splitList(values.from));
+        if (typeof values.out === "string") {
+          await writeFile(values.out, text);
+          process.stdout.write(`wrote ${values.out}; run it with: sudo bin/tph scenario run ${values.out}\n`);
+        } else process.stdout.write(text);
+        return 0;
+      }
+      if (sub !== "check" && sub !== "run")
+        throw new UsageError(`unknown subcommand "${sub ?? ""}"`, "use tph scenario check|run|new");
+      if (files.length === 0) throw new UsageError(`tph scenario ${sub} needs at least one FILE`);
+      // Every file is read and checked before anything starts: a bad one stops the run with its errors.
+      const scenarios = [];
+      for (const f of files) scenarios.push(await loadScenario(f));
+      if (sub === "check") {
+        for (const s of scenarios) process.stdout.write(`ok  ${s.file}: ${s.name}\n`);
+        return 0;
+      }
+      if (typeof values["proxy-mode"] === "string")
+        process.env.TPH_PROXY_MODE = parseProxyMode(values["proxy-mode"]);
+      process.env.TPH_SCENARIOS = scenarios.map((s) => s.file).join(",");
+      const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+      return runSuites(
+        config,
+        {
+          suites: ["scenarios"],
+          artifacts: typeof values.artifacts === "string" ? values.artifacts : `artifacts/run-${stamp}`,
+          retain: false,
           install: values["no-install"] !== true,
         },
         logger,

@@ -123,6 +123,28 @@ export function useLedger() {
     disrupt(cluster: StartedCluster, k8s: KubeClients): DisruptContext {
       return { cluster, k8s, timeline, undo };
     },
+    /**
+     * Records every verdict, then fails once listing all that failed (a scenario's expectations are
+     * judged together, so its report shows every broken one, not just the first).
+     */
+    expectAll(vs: Verdict[]): void {
+      verdicts.push(...vs);
+      const failed = vs.filter((v) => !v.passed);
+      if (failed.length > 0)
+        expect.fail(
+          [
+            ...failed.flatMap((v) => [
+              v.summary,
+              ...v.evidence.slice(0, 5).map((e) => `  ${describeEntry(e)}`),
+            ]),
+            ...(timeline.events.length > 0 ? ["", renderTimeline(entries, timeline.events)] : []),
+          ].join("\n"),
+        );
+    },
+    /** Records verdicts without asserting them (a test that checks which ones fail). */
+    record(vs: Verdict[]): void {
+      verdicts.push(...vs);
+    },
     /** Asserts a verdict; a failure lists the requests that broke it and, if any, the timeline. */
     expect(v: Verdict): void {
       verdicts.push(v);
