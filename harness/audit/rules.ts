@@ -121,12 +121,11 @@ function backing(snap: ClusterSnapshot, svc: V1Service): Backing {
   const owners = new Set(
     pods.flatMap((p) => (p.metadata?.ownerReferences ?? []).map((o) => `${o.kind}/${o.name}`)),
   );
-  // A ReplicaSet is named <deployment>-<hash>: its Deployment is the one whose name prefixes it.
-  const deployment = snap.deployments.find(
-    (d) =>
-      d.metadata?.namespace === ns &&
-      [...owners].some((o) => o.startsWith(`ReplicaSet/${d.metadata?.name}-`)),
-  );
+  // A ReplicaSet is named <deployment>-<pod-template-hash> (the hash has no dashes).
+  const deployment = snap.deployments.find((d) => {
+    const rs = new RegExp(`^ReplicaSet/${escapeRegExp(d.metadata?.name ?? "")}-[a-z0-9]+$`);
+    return d.metadata?.namespace === ns && [...owners].some((o) => rs.test(o));
+  });
   const daemonSet = snap.daemonSets.find(
     (d) => d.metadata?.namespace === ns && owners.has(`DaemonSet/${d.metadata?.name}`),
   );
@@ -388,4 +387,8 @@ export function renderFindings(findings: Finding[], services: number): string {
   const flagged = new Set(findings.map((f) => f.service)).size;
   lines.push("", `${findings.length} finding(s) on ${flagged} of ${services} Service(s) checked`);
   return `${lines.join("\n")}\n`;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
