@@ -1,6 +1,9 @@
-import { readFile, writeFile } from "node:fs/promises";
-import { resolve } from "node:path";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { stringify as stringifyYaml } from "yaml";
+import { advise, GOALS, parseGoal, renderAdvice } from "../advise/advise.ts";
+import { type AdviceObjects, objectsFromCluster, objectsFromFiles } from "../advise/input.ts";
 import {
   atOrAbove,
   audit,
@@ -29,7 +32,7 @@ import { describeError, TphError, UsageError } from "../core/errors.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
 import { kubeClients } from "../k8s/client.ts";
 import { loadScenario } from "../scenario/load.ts";
-import { newScenario } from "../scenario/new.ts";
+import { newScenario, type Obj, scenarioFromObjects } from "../scenario/new.ts";
 import { compare, type Dimension, diffDirs, parseSides } from "./compare.ts";
 import { doctor } from "./doctor.ts";
 import { listSuites, parseRepeat, runSuites } from "./run.ts";
@@ -319,6 +322,75 @@ const commands: Record<string, Command> = {
           "e.g. tph diff artifacts/run-A artifacts/run-B",
         );
       return diffDirs(a, b);
+    },
+  },
+  advise: {
+    summary:
+      "the Service spec for a goal, the placement it needs, a scenario that proves it, and the rollback",
+    usage:
+      "tph advise --goal source-ip|node-local|zone-local|even-load (--from svc.yaml,deploy.yaml[,pdb.yaml] | [--name NAME | --kubeconfig FILE] -n NS --service NAME) [--out DIR] [--json]",
+    options: {
+      ...common,
+      goal: {
+        type: "string",
+        help: "what the policies are for: source-ip, node-local, zone-local or even-load",
+      },
+      from: { type: "string", help: "the Service and its workload (and PDB) as files, comma-separated" },
+      kubeconfig: { type: "string", help: "read them from this cluster instead (read-only)" },
+      namespace: {
+        type: "string",
+        short: "n",
+        help: "the Service's namespace (with --kubeconfig or --name)",
+      },
+      service: { type: "string", help: "the Service's name (with --kubeconfig or --name)" },
+      out: {
+        type: "string",
+        help: "write as-is.yaml and advised.yaml there: one scenario, with your objects and with the advice applied",
+      },
+      json: { type: "boolean", help: "print the advice as JSON" },
+    },
+    async run(config, values, logger) {
+      if (typeof values.goal !== "string")
+        throw new UsageError("tph advise needs --goal", `one of: ${GOALS.join(", ")}`);
+      const goal = parseGoal(values.goal);
+      let objects: AdviceObjects;
+      if (typeof values.from === "string") objects = await objectsFromFiles(splitList(values.from));
+      else {
+        if (typeof values.service !== "string")
+          throw new UsageError("tph advise needs --from FILES, or --service NAME (with -n NS) on a cluster");
+        const kubeconfigPath =
+          typeof values.kubeconfig === "string"
+            ? values.kubeconfig
+            : (await attachOrFail(config, logger)).kubeconfigPath;
+        objects = await objectsFromCluster(
+          kubeClients(kubeconfigPath),
+          typeof values.namespace === "string" ? values.namespace : "default",
+          values.service,
+        );
+      }
+      const advice = advise({ ...objects, goal });
+      if (values.json) process.stdout.write(`${JSON.stringify(advice, null, 1)}\n`);
+      else process.stdout.write(renderAdvice(advice));
+      if (typeof values.out === "string") {
+        await mkdir(values.out, { recursive: true });
+        const current = [objects.service, ...(objects.workload ? [objects.workload] : []), ...objects.pdbs];
+        const header = "# Written by tph advise: run it with `sudo bin/tph scenario run FILE`\n";
+        for (const [file, objs, what] of [
+          ["as-is.yaml", current, "the objects as they are"],
+          ["advised.yaml", advice.advised, "the objects with the advice applied"],
+        ] as const) {
+          const doc = scenarioFromObjects(
+            objs as Obj[],
+            `tph advise (${goal}), ${what}`,
+            `${advice.service.split("/")[1]}-${file.replace(".yaml", "")}`,
+          );
+          await writeFile(join(values.out, file), `${header}${stringifyYaml(doc)}`);
+        }
+        process.stdout.write(
+          `\n(c) the proof: one scenario (source IP, zero drops through a rollout and a drain), on your objects and on the advised ones:\n    sudo bin/tph scenario run ${join(values.out, "as-is.yaml")}      # expected to fail where the advice says TODO\n    sudo bin/tph scenario run ${join(values.out, "advised.yaml")}    # expected to pass\n`,
+        );
+      }
+      return 0;
     },
   },
   audit: {
