@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
 import type { StartedCluster } from "../../harness/cluster/provider.ts";
 import { getProvider } from "../../harness/cluster/providers.ts";
@@ -63,7 +64,9 @@ export function useCluster(overrides: ConfigOverrides & { clusterName: string })
   // A test must hand the next one the nodes as it found them (disruption actions register their undo,
   // run by the ledger fixture when the test ends): a node left stopped, cordoned, tainted or excluded from
   // load balancers fails the test that left it, by name, instead of the innocent test after it.
-  afterEach(async () => {
+  let failed = false;
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state === "fail") failed = true;
     if (!k8s || skipReason) return;
     const leaks = diffNodeStates(baseline, await nodeStates(k8s));
     if (leaks.length > 0) throw new Error(`the test left the cluster changed: ${leaks.join("; ")}`);
@@ -73,6 +76,13 @@ export function useCluster(overrides: ConfigOverrides & { clusterName: string })
       if (k8s && !skipReason && process.env.TPH_RETAIN !== "1")
         await k8s.core.deleteNamespace({ name: ns }).catch(() => undefined);
       return;
+    }
+    // A suite that failed leaves its cluster's logs with the run's artifacts, taken before the delete.
+    if (cluster && failed && process.env.TPH_ARTIFACTS) {
+      const dir = join(process.env.TPH_ARTIFACTS, "logs", cluster.name);
+      await cluster
+        .exportLogs(dir)
+        .catch((err: unknown) => console.warn(`could not export the logs of ${cluster?.name}: ${err}`));
     }
     if (cluster && process.env.TPH_RETAIN === "1") {
       console.warn(
