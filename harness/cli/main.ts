@@ -24,6 +24,7 @@ import {
   nodeCount,
   parseClusterFile,
   parseKubernetesVersion,
+  parseMetallbVersion,
   parseProvider,
   parseProxyMode,
   readKubeProxyConfigFile,
@@ -87,6 +88,10 @@ const commands: Record<string, Command> = {
         type: "string",
         help: "a KubeProxyConfiguration patch (YAML file, merge patch) for every node's kube-proxy",
       },
+      "metallb-version": {
+        type: "string",
+        help: "local: run this MetalLB release (built on demand with its own manifest, e.g. v0.15.2)",
+      },
       "node-image": { type: "string", help: "kind: a full node image reference instead of a version" },
       "disable-cni": {
         type: "boolean",
@@ -142,6 +147,10 @@ const commands: Record<string, Command> = {
         type: "string",
         help: "a KubeProxyConfiguration patch (YAML file, merge patch) for every cluster's kube-proxy",
       },
+      "metallb-version": {
+        type: "string",
+        help: "local: every cluster runs this MetalLB release (built on demand, e.g. v0.15.2)",
+      },
       suite: {
         type: "string",
         help: "comma-separated suite names (default: all); `tph run --list` shows them",
@@ -182,6 +191,7 @@ const commands: Record<string, Command> = {
         process.env.TPH_KUBE_PROXY_VERSION = config.cluster.kubeProxyVersion;
       if (typeof values["kube-proxy-config"] === "string")
         process.env.TPH_KUBE_PROXY_CONFIG = resolve(values["kube-proxy-config"]);
+      if (config.cluster.metallbVersion) process.env.TPH_METALLB_VERSION = config.cluster.metallbVersion;
       const suites = splitList(values.suite);
       if (typeof values.scenario === "string") {
         // Read and checked now: a bad file stops the run before anything starts.
@@ -670,6 +680,11 @@ export async function main(argv: string[]): Promise<number> {
   if (typeof values["proxy-mode"] === "string") {
     overrides.cluster = { ...overrides.cluster, proxyMode: parseProxyMode(values["proxy-mode"]) };
   }
+  if (typeof values["metallb-version"] === "string")
+    overrides.cluster = {
+      ...overrides.cluster,
+      metallbVersion: parseMetallbVersion(values["metallb-version"]),
+    };
   if (typeof values["kube-proxy-config"] === "string") {
     const patch = readKubeProxyConfigFile(values["kube-proxy-config"]);
     if (patch) overrides.cluster = { ...overrides.cluster, kubeProxyConfig: patch };

@@ -58,6 +58,8 @@ export interface ClusterConfig {
    * kube-proxy upgrade.
    */
   kubeProxyConfig?: Record<string, unknown>;
+  /** The MetalLB release (vX.Y.Z); unset: the pinned one (upstream/metallb). */
+  metallbVersion?: string;
 }
 
 export interface NodeSpec {
@@ -136,6 +138,8 @@ export function loadConfig(
   const kubeProxyConfig =
     overrides.cluster?.kubeProxyConfig ?? readKubeProxyConfigFile(env.TPH_KUBE_PROXY_CONFIG);
   if (kubeProxyConfig) config.cluster.kubeProxyConfig = kubeProxyConfig;
+  const metallbVersion = overrides.cluster?.metallbVersion ?? env.TPH_METALLB_VERSION;
+  if (metallbVersion) config.cluster.metallbVersion = parseMetallbVersion(metallbVersion);
   const kubeProxyVersion = overrides.cluster?.kubeProxyVersion ?? env.TPH_KUBE_PROXY_VERSION;
   if (kubeProxyVersion)
     config.cluster.kubeProxyVersion = parseKubernetesVersion(kubeProxyVersion, "TPH_KUBE_PROXY_VERSION");
@@ -236,6 +240,15 @@ export function mergePatch(
 
 function isMapping(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** A MetalLB release: v0.Y.Z. */
+export function parseMetallbVersion(value: string): string {
+  if (/^v0\.\d+\.\d+$/.test(value)) return value;
+  throw new UsageError(
+    `MetalLB version "${value}" is not a MetalLB release`,
+    "give it as v0.Y.Z, e.g. v0.15.2",
+  );
 }
 
 /** A Kubernetes release as kube-proxy and the pins name it: v1.Y.Z, optionally with a pre-release. */

@@ -9,8 +9,9 @@ export const METALLB_NAMESPACE = "metallb-system";
 export const SPEAKER_LABELS = { app: "metallb", component: "speaker" } as const;
 export const CONTROLLER_LABELS = { app: "metallb", component: "controller" } as const;
 
-export async function loadManifest(repoRoot: string): Promise<KubernetesObject[]> {
-  const text = await readFile(join(repoRoot, "metallb/metallb-native.yaml"), "utf8");
+/** The manifest of the pinned release, or the one at `path` (another release's, from its Go module). */
+export async function loadManifest(repoRoot: string, path?: string): Promise<KubernetesObject[]> {
+  const text = await readFile(path ?? join(repoRoot, "metallb/metallb-native.yaml"), "utf8");
   return parseAllDocuments(text)
     .map((d) => d.toJS() as KubernetesObject | null)
     .filter((o): o is KubernetesObject => o !== null && typeof o === "object" && "kind" in o);

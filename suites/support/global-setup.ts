@@ -1,4 +1,4 @@
-import { ensureBinaries, ensureKubeProxy } from "../../harness/cluster/local/binaries.ts";
+import { ensureBinaries, ensureKubeProxy, ensureMetallb } from "../../harness/cluster/local/binaries.ts";
 import { localProvider } from "../../harness/cluster/local/provider.ts";
 import { getProvider } from "../../harness/cluster/providers.ts";
 import { createLogger } from "../../harness/core/logger.ts";
@@ -34,6 +34,7 @@ export default async function setup(): Promise<() => Promise<void>> {
     ];
     for (const v of new Set(versions.filter((x): x is string => x !== undefined)))
       await ensureKubeProxy(config, v, logger);
+    if (config.cluster.metallbVersion) await ensureMetallb(config, config.cluster.metallbVersion, logger);
     const removed = await localProvider.gc(config, { logger, all: true });
     for (const r of removed) logger.warn(`removed a leftover of an earlier e2e run: ${r}`);
   } catch (err) {

@@ -2,7 +2,7 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { withCleanup } from "../../core/cleanup.ts";
 import { type HarnessConfig, NAME_PREFIX } from "../../core/config.ts";
-import { TphError } from "../../core/errors.ts";
+import { TphError, UsageError } from "../../core/errors.ts";
 import { CommandError, type ExecResult, run, which } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
 import { pidAlive } from "../../core/pid.ts";
@@ -57,7 +57,17 @@ export function createKindProvider(
   return {
     name: "kind",
 
-    async preflight() {
+    async preflight(config) {
+      const localOnly = [
+        config.cluster.kubeProxyVersion && "--kube-proxy-version",
+        config.cluster.nodes.some((n) => n.kubeProxyVersion) && "per-node kubeProxyVersion",
+        config.cluster.metallbVersion && "--metallb-version",
+      ].filter(Boolean);
+      if (localOnly.length > 0)
+        throw new UsageError(
+          `${localOnly.join(", ")}: not available on kind yet (the local provider builds any release)`,
+          "use --provider local, or the node image's own kube-proxy (--kubernetes-version) on kind",
+        );
       for (const [cmd, hint] of [
         [
           "docker",

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { access, mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
+import { access, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { HarnessConfig } from "../../core/config.ts";
@@ -99,6 +99,8 @@ const MODULES: readonly UpstreamModule[] = [
 
 export interface BinarySet {
   paths: Record<BinaryName, string>;
+  /** The MetalLB manifest of another release than the pinned one (metallb/metallb-native.yaml). */
+  metallbManifest?: string;
   /** Pinned upstream versions, e.g. { kubernetes: "v1.37.2", etcd: "v3.6.16", metallb: "v0.16.1" }. */
   versions: Record<string, string>;
 }
@@ -467,4 +469,94 @@ export function nearest(known: string[], version: string): string[] {
   };
   const k = key(version);
   return [...known].sort((a, b) => Math.abs(key(a) - k) - Math.abs(key(b) - k)).slice(0, 5);
+}
+
+// ---- MetalLB of any release, on demand ----
+
+/**
+ * MetalLB's controller and speaker of `version`, and that release's manifest (CRDs and RBAC): pinned
+ * into the cache from the Go module proxy (MetalLB's module needs no replace directives) and built like
+ * the others. The pinned release (upstream/metallb) is returned as it is.
+ */
+export async function ensureMetallb(
+  config: HarnessConfig,
+  version: string,
+  logger: Logger,
+): Promise<{ controller: string; speaker: string; manifest?: string }> {
+  if (version === (await pinnedVersions(config.repoRoot)).metallb) {
+    const core = await ensureBinaries(config, logger);
+    return { controller: core.paths["metallb-controller"], speaker: core.paths.speaker };
+  }
+  const root = join(config.cacheDir, "pins", `metallb-${version}`);
+  if (!(await allExist(root, ["go.mod", "go.sum"]))) {
+    logger.step(`pinning MetalLB ${version} from the Go module proxy`);
+    const go = await findGo(config.repoRoot);
+    const tmp = `${root}.partial-${process.pid}`;
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp, { recursive: true });
+    await writeFile(
+      join(tmp, "go.mod"),
+      `// Pins MetalLB ${version} (written by tph)\nmodule tph.local/pins/metallb-${version}\n\ngo 1.26.0\n\nrequire go.universe.tf/metallb ${version}\n\ntool (\n\tgo.universe.tf/metallb/controller\n\tgo.universe.tf/metallb/speaker\n)\n`,
+    );
+    try {
+      await run([go, "mod", "tidy"], { cwd: tmp, logger, timeoutMs: 600_000 });
+      await rm(root, { recursive: true, force: true });
+      await rename(tmp, root);
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      throw new TphError(`pinning MetalLB ${version} failed`, {
+        cause: err,
+        hint: "the command and its output are above",
+      });
+    }
+  }
+  const m: UpstreamModule = {
+    dir: `metallb-${version}`,
+    root,
+    pinned: "go.universe.tf/metallb",
+    packages: {
+      "go.universe.tf/metallb/controller": "metallb-controller",
+      "go.universe.tf/metallb/speaker": "speaker",
+    },
+    core: false,
+    versionFlags: (v) => [`-X go.universe.tf/metallb/internal/version.version=${v}`],
+  };
+  const [built] = await ensureModules(config, [m], logger, {});
+  const go = await findGo(config.repoRoot);
+  const dl = await run([go, "mod", "download", "-json", `go.universe.tf/metallb@${version}`], { cwd: root });
+  const dir = (JSON.parse(dl.stdout) as { Dir: string }).Dir;
+  return {
+    controller: built?.paths["metallb-controller"] as string,
+    speaker: built?.paths.speaker as string,
+    manifest: join(dir, "config/manifests/metallb-native.yaml"),
+  };
+}
+
+/**
+ * Refuses in a second a MetalLB release that does not exist, or one before v0.13 (configured by a
+ * ConfigMap instead of the IPAddressPool and L2Advertisement resources the harness creates).
+ */
+export async function checkMetallbRelease(config: HarnessConfig, version: string): Promise<void> {
+  if (version === (await pinnedVersions(config.repoRoot)).metallb) return;
+  if (Number(version.split(".")[1]) < 13)
+    throw new UsageError(
+      `MetalLB ${version} is configured by a ConfigMap, not the IPAddressPool and L2Advertisement resources tph creates`,
+      "choose a release from v0.13 on",
+    );
+  const go = await findGo(config.repoRoot);
+  const r = await run([go, "list", "-m", "-json", `go.universe.tf/metallb@${version}`], {
+    allowFailure: true,
+    timeoutMs: 30_000,
+    cwd: tmpdir(),
+  });
+  if (r.exitCode !== 0) {
+    const known = await run([go, "list", "-m", "-versions", "go.universe.tf/metallb"], {
+      allowFailure: true,
+      cwd: tmpdir(),
+    });
+    throw new UsageError(
+      `MetalLB ${version} does not exist: the Go module proxy has no go.universe.tf/metallb@${version}`,
+      `releases it has: ${known.stdout.trim().split(/\s+/).slice(1).join(", ")}`,
+    );
+  }
 }

@@ -40,7 +40,10 @@ export async function installMetallb(ctx: MetallbContext): Promise<ProcessRecord
   const k8s = kubeClients(ctx.kubeconfig);
   const dir = join(ctx.dir, "metallb");
   await mkdir(join(dir, "memberlist"), { recursive: true, mode: 0o700 });
-  await applyObjects(k8s, forHostProcesses(await loadManifest(ctx.config.repoRoot)));
+  await applyObjects(
+    k8s,
+    forHostProcesses(await loadManifest(ctx.config.repoRoot, ctx.binaries.metallbManifest)),
+  );
 
   // The processes authenticate as the manifest's service accounts, so its RBAC applies to them unchanged.
   const kubeconfigFor = async (sa: string) => {

@@ -4,7 +4,7 @@ import type { HarnessConfig, ProxyMode } from "../../core/config.ts";
 import { TphError, UsageError } from "../../core/errors.ts";
 import { run, which } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
-import { checkKubeProxyRelease, modulesToBuild, requiredGo } from "./binaries.ts";
+import { checkKubeProxyRelease, checkMetallbRelease, modulesToBuild, requiredGo } from "./binaries.ts";
 import { hostRoutes } from "./netns.ts";
 import { checkHostCollisions, planNetwork } from "./network.ts";
 
@@ -89,6 +89,7 @@ export async function preflightLocal(config: HarnessConfig, options: PreflightOp
   const versions = [config.cluster.kubeProxyVersion, ...config.cluster.nodes.map((n) => n.kubeProxyVersion)];
   for (const version of new Set(versions.filter((v): v is string => v !== undefined)))
     await checkKubeProxyRelease(config, version, options.proxyModes, logger);
+  if (config.cluster.metallbVersion) await checkMetallbRelease(config, config.cluster.metallbVersion);
   let missing = await missingCommands(options.proxyModes);
   if (missing.length > 0 && options.install !== false && (await which("apt-get"))) {
     const pkgs = [...new Set(missing.map((m) => m.pkg))];

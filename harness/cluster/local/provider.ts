@@ -19,7 +19,7 @@ import type {
   ProbeSource,
   StartedCluster,
 } from "../provider.ts";
-import { ensureBinaries, ensureKubeProxy } from "./binaries.ts";
+import { ensureBinaries, ensureKubeProxy, ensureMetallb } from "./binaries.ts";
 import { applyBootstrapObjects } from "./bootstrap.ts";
 import {
   apiserverUrl,
@@ -75,7 +75,16 @@ export const localProvider: ClusterProvider = {
     });
     await refuseExisting(config);
     const plan = planNetwork(config.clusterName, config.cluster);
-    const binaries = await ensureBinaries(config, logger, options.signal ? { signal: options.signal } : {});
+    let binaries = await ensureBinaries(config, logger, options.signal ? { signal: options.signal } : {});
+    if (config.cluster.metallbVersion) {
+      // Another MetalLB release: its own controller, speaker and manifest (CRDs, RBAC).
+      const mlb = await ensureMetallb(config, config.cluster.metallbVersion, logger);
+      binaries = {
+        paths: { ...binaries.paths, "metallb-controller": mlb.controller, speaker: mlb.speaker },
+        versions: { ...binaries.versions, metallb: config.cluster.metallbVersion },
+        ...(mlb.manifest && { metallbManifest: mlb.manifest }),
+      };
+    }
     // Each node's kube-proxy: the cluster's own release unless the config names another (per node, for
     // version skew), built on demand.
     const kubeProxies: string[] = [];
