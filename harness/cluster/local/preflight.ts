@@ -85,7 +85,9 @@ export async function preflightLocal(config: HarnessConfig, options: PreflightOp
       { hint: "run it as root, e.g. `sudo bin/tph run`, or use --provider kind" },
     );
   }
-  // A release that does not exist or cannot run is bad input: refused before anything is installed or built.
+  // Bad input is refused as such (exit 2) before anything is installed or built: a malformed or
+  // colliding address range, a release that does not exist or cannot run.
+  checkHostCollisions(planNetwork(config.clusterName, config.cluster), await hostRoutes());
   const versions = [config.cluster.kubeProxyVersion, ...config.cluster.nodes.map((n) => n.kubeProxyVersion)];
   for (const version of new Set(versions.filter((v): v is string => v !== undefined)))
     await checkKubeProxyRelease(config, version, options.proxyModes, logger);
@@ -120,12 +122,6 @@ export async function preflightLocal(config: HarnessConfig, options: PreflightOp
   }
   const toBuild = await modulesToBuild(config);
   if (toBuild.length > 0) misses.push(...(await buildMisses(config, toBuild)));
-  try {
-    checkHostCollisions(planNetwork(config.clusterName, config.cluster), await hostRoutes());
-  } catch (err) {
-    if (!(err instanceof TphError)) throw err;
-    misses.push({ what: err.message, fix: err.hint ?? "choose another --node-subnet" });
-  }
   if (misses.length > 0) {
     throw new TphError(
       `the local provider cannot run on this host yet; missing:\n${misses.map((m) => `  - ${m.what}: ${m.fix}`).join("\n")}`,
