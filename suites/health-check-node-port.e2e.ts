@@ -40,18 +40,21 @@ describe.each(PROXY_MODES)("health-check node port (kube-proxy %s)", (mode) => {
     await waitPodsReady(f.k8s, ns, "web", 2);
     await waitEndpoints(f.k8s, ns, "web", 2);
     const samples: HealthSample[] = [];
-    const phase = async (what: string) => samples.push(...(await sampleWhenSettled(f, nodes, hcnp, what)));
+    // Each phase names the EndpointSlices' state it waits for (ready endpoints per node), so a sample taken
+    // before the change reached the slices cannot count as settled.
+    const phase = async (what: string, want: Record<string, number>) =>
+      samples.push(...(await sampleWhenSettled(f, nodes, hcnp, what, want)));
 
-    await phase("2 endpoints on A");
+    await phase("2 endpoints on A", { [a.name]: 2, [b.name]: 0 });
     await f.k8s.core.createNamespacedPod({
       namespace: ns,
       body: netexecPod("web-b1", { node: b.name, labels: { app: "web" } }),
     });
     await waitPodsReady(f.k8s, ns, "web", 3);
-    await phase("2 on A, 1 on B");
+    await phase("2 on A, 1 on B", { [a.name]: 2, [b.name]: 1 });
     for (const name of ["web-a1", "web-a2"])
       await f.k8s.core.deleteNamespacedPod({ name, namespace: ns, gracePeriodSeconds: 30 });
-    await phase("A's endpoints terminating, 1 on B");
+    await phase("A's endpoints terminating, 1 on B", { [a.name]: 0, [b.name]: 1 });
     expect(samples.some((s) => s.node === a.name && s.status === 503)).toBe(true);
     ledger.expect(healthCheckMatchesEndpoints(samples));
 
@@ -107,17 +110,25 @@ async function sample(f: ClusterFixture, nodes: ClusterNode[], hcnp: number): Pr
   );
 }
 
-/** Waits until kube-proxy has caught up with a change (about a second), then samples three times. */
+/**
+ * Waits until the EndpointSlices show `want` (ready endpoints per node) and kube-proxy has caught up
+ * with them (about a second), then samples three times. Waiting for agreement alone is not enough: right
+ * after a change both sides may still show the old state and agree, and kube-proxy, rate-limited to one
+ * sync a second, may then show an intermediate state (seen: localEndpoints 1 while the slices said 0,
+ * after two pods were deleted one after the other).
+ */
 async function sampleWhenSettled(
   f: ClusterFixture,
   nodes: ClusterNode[],
   hcnp: number,
   what: string,
+  want: Record<string, number>,
 ): Promise<HealthSample[]> {
   await waitFor(
     async () => {
       const s = await sample(f, nodes, hcnp);
-      return healthCheckMatchesEndpoints(s).passed
+      const reached = s.every((x) => want[x.node] === undefined || x.readyEndpoints === want[x.node]);
+      return reached && healthCheckMatchesEndpoints(s).passed
         ? { done: true, value: undefined }
         : { done: false, state: s };
     },
