@@ -296,14 +296,27 @@ const commands: Record<string, Command> = {
       "no-install": { type: "boolean", help: "never install missing Debian packages" },
     },
     async run(config, values, logger) {
-      const given = (["proxy-mode", "kube-proxy-version", "kube-proxy-config"] as const).filter(
-        (d) => typeof values[d] === "string",
-      );
+      // The setting compared is the one given as A,B; the others, given once, hold for both sides.
+      const dims = ["proxy-mode", "kube-proxy-version", "kube-proxy-config"] as const;
+      const given = dims.filter((d) => typeof values[d] === "string" && (values[d] as string).includes(","));
       if (given.length !== 1)
         throw new UsageError(
           "tph compare needs exactly one of --proxy-mode A,B, --kube-proxy-version A,B and --kube-proxy-config A,B",
-          "the other settings are the same on both sides",
+          "the other settings, given once, are the same on both sides",
         );
+      const env = {
+        "proxy-mode": "TPH_PROXY_MODE",
+        "kube-proxy-version": "TPH_KUBE_PROXY_VERSION",
+        "kube-proxy-config": "TPH_KUBE_PROXY_CONFIG",
+      } as const;
+      for (const d of dims) {
+        const v = values[d];
+        if (typeof v !== "string" || d === given[0]) continue;
+        if (d === "proxy-mode") parseProxyMode(v);
+        else if (d === "kube-proxy-version") parseKubernetesVersion(v, "--kube-proxy-version");
+        else readKubeProxyConfigFile(v);
+        process.env[env[d]] = d === "kube-proxy-config" ? resolve(v) : v;
+      }
       const dimension = given[0] as Dimension;
       const stamp = new Date().toISOString().replace(/[:.]/g, "-");
       return compare(
@@ -677,7 +690,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (typeof values.nodes === "string")
     overrides.cluster = { ...overrides.cluster, nodes: nodeCount(values.nodes) };
-  if (typeof values["proxy-mode"] === "string") {
+  // tph compare takes "A,B" for these: it reads them itself.
+  const sides = name === "compare";
+  if (typeof values["proxy-mode"] === "string" && !sides) {
     overrides.cluster = { ...overrides.cluster, proxyMode: parseProxyMode(values["proxy-mode"]) };
   }
   if (typeof values["metallb-version"] === "string")
@@ -685,11 +700,11 @@ export async function main(argv: string[]): Promise<number> {
       ...overrides.cluster,
       metallbVersion: parseMetallbVersion(values["metallb-version"]),
     };
-  if (typeof values["kube-proxy-config"] === "string") {
+  if (typeof values["kube-proxy-config"] === "string" && !sides) {
     const patch = readKubeProxyConfigFile(values["kube-proxy-config"]);
     if (patch) overrides.cluster = { ...overrides.cluster, kubeProxyConfig: patch };
   }
-  if (typeof values["kube-proxy-version"] === "string") {
+  if (typeof values["kube-proxy-version"] === "string" && !sides) {
     overrides.cluster = {
       ...overrides.cluster,
       kubeProxyVersion: parseKubernetesVersion(values["kube-proxy-version"], "--kube-proxy-version"),

@@ -254,10 +254,7 @@ export function parseMetallbVersion(value: string): string {
 /** A Kubernetes release as kube-proxy and the pins name it: v1.Y.Z, optionally with a pre-release. */
 export function parseKubernetesVersion(value: string, what: string): string {
   if (/^v1\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(value)) return value;
-  throw new UsageError(
-    `${what} version "${value}" is not a Kubernetes release`,
-    "give it as v1.Y.Z, e.g. v1.35.4",
-  );
+  throw new UsageError(`${what} "${value}" is not a Kubernetes release`, "give it as v1.Y.Z, e.g. v1.35.4");
 }
 
 export function parseProxyMode(value: string): ProxyMode {
