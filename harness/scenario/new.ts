@@ -120,7 +120,9 @@ function standIn(o: Obj, services: Obj[]): Obj {
     return {
       name: c.name,
       image: AGNHOST,
-      args: i === 0 ? ["netexec", `--http-port=${port}`, "--udp-port=-1", "--delay-shutdown=5"] : ["pause"],
+      // netexec answers /readyz only once its UDP server runs: keep one, on the same port number.
+      args:
+        i === 0 ? ["netexec", `--http-port=${port}`, `--udp-port=${port}`, "--delay-shutdown=5"] : ["pause"],
       ...(probe && i === 0 && { readinessProbe: readyz(probe, port) }),
     };
   });
