@@ -39,7 +39,11 @@ export function useLedger() {
     undo = new UndoStack();
     running = [];
     watchers = [];
-    testName = ctx.task.name;
+    // The describe path too: a suite runs the same test under each proxy mode, and each needs its own
+    // ledger file (the report matches it to the verdict row by this name).
+    const path: string[] = [];
+    for (let s = ctx.task.suite; s && !("filepath" in s); s = s.suite) path.unshift(s.name);
+    testName = [...path, ctx.task.name].join(" › ");
   });
   afterEach(async (ctx) => {
     let undone: Awaited<ReturnType<UndoStack["run"]>>;
@@ -65,7 +69,7 @@ export function useLedger() {
     const file = fileName?.replace(/[^\w.-]+/g, "_") ?? "suite";
     const out = join(dir, "ledgers", file);
     await mkdir(out, { recursive: true });
-    const base = join(out, testName.replace(/[^\w.-]+/g, "_").slice(0, 120));
+    const base = join(out, testName.replace(/[^\w.-]+/g, "_").slice(0, 160));
     await writeFile(
       `${base}.json`,
       JSON.stringify({ test: testName, verdicts, timeline: timeline.events, entries }, null, 1),
