@@ -161,6 +161,8 @@ function runSettings(config: HarnessConfig): Record<string, string> {
     provider: config.provider,
     proxyMode: process.env.TPH_PROXY_MODE ?? "iptables,nftables",
     kubeProxy: process.env.TPH_KUBE_PROXY_VERSION ?? "the cluster's",
+    ...(process.env.TPH_KUBE_PROXY_CONFIG && { kubeProxyConfig: process.env.TPH_KUBE_PROXY_CONFIG }),
+    ...(process.env.TPH_METALLB_VERSION && { metallb: process.env.TPH_METALLB_VERSION }),
   };
 }
 
