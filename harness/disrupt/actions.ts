@@ -37,8 +37,33 @@ export function uncordon(ctx: DisruptContext, node: string): Promise<void> {
   return ctx.timeline.step("uncordon", node, async () => {
     await setUnschedulable(ctx.k8s, node, false);
     ctx.undo.done(`unschedulable:${node}`);
+    await waitUnschedulableTaintGone(ctx.k8s, node);
   });
 }
+
+/**
+ * The node lifecycle controller mirrors spec.unschedulable as the node.kubernetes.io/unschedulable taint,
+ * a moment after the patch: the node is uncordoned as an operator sees it only when the taint is off too
+ * (a test that ends between the two would leave the taint for the next one).
+ */
+async function waitUnschedulableTaintGone(k8s: KubeClients, node: string): Promise<void> {
+  await waitFor(
+    async () => {
+      const n = await k8s.core.readNode({ name: node });
+      const tainted = (n.spec?.taints ?? []).some((t) => t.key === UNSCHEDULABLE_TAINT);
+      return tainted || n.spec?.unschedulable
+        ? { done: false, state: { unschedulable: n.spec?.unschedulable === true, tainted } }
+        : { done: true, value: undefined };
+    },
+    {
+      description: `the ${UNSCHEDULABLE_TAINT} taint to leave node ${node}`,
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    },
+  );
+}
+
+const UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable";
 
 /** Cordon and drain are undone by an uncordon, unless the node was cordoned before the test. */
 async function registerUncordon(ctx: DisruptContext, node: string): Promise<void> {
