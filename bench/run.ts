@@ -31,6 +31,7 @@ import { kubeClients } from "../harness/k8s/client.ts";
 import { announcingNode } from "../harness/metallb/announcer.ts";
 import { runProbe } from "../harness/traffic/run-probe.ts";
 import { startTraffic } from "../harness/traffic/stream.ts";
+import { ZONED_NODES } from "../manifests/zones.ts";
 
 const { values } = parseArgs({
   options: {
@@ -88,6 +89,7 @@ for (let i = 0; i < runs; i++) {
   downTimes.push(Date.now() - t1);
 }
 
+await measureZonedCluster();
 if (values.suites) await measureSuites();
 
 rows.unshift(["machine", `${(await import("node:os")).cpus().length} cores, node ${process.version}`]);
@@ -135,13 +137,7 @@ async function measureWorkload(cluster: StartedCluster): Promise<void> {
   await measureLoadBalancer(cluster);
   await measureBlackholeDetection(cluster);
 
-  const byComponent = new Map<string, number>();
-  for (const s of await cluster.status()) {
-    const pid = Number(/pid (\d+)/.exec(s.detail ?? "")?.[1]);
-    const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-    const field = s.component.includes("/") ? "VmRSS" : "VmHWM";
-    byComponent.set(s.component, Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024);
-  }
+  const byComponent = await componentMemory(cluster);
   const controlPlane = [...byComponent].filter(([c]) => !c.includes("/"));
   rows.push([
     "control plane peak RSS (VmHWM), MiB",
@@ -155,6 +151,55 @@ async function measureWorkload(cluster: StartedCluster): Promise<void> {
       `memory of node ${node.name} (RSS, MiB; pods excluded)`,
       `${(agent + proxy + speaker).toFixed(0)} = agent ${agent.toFixed(0)} + kube-proxy ${proxy.toFixed(0)} + speaker ${speaker.toFixed(0)}`,
     ]);
+  }
+}
+
+/** MiB per component: peak RSS (VmHWM) of control-plane processes, RSS of node processes ("agent/<node>"). */
+async function componentMemory(cluster: StartedCluster): Promise<Map<string, number>> {
+  const byComponent = new Map<string, number>();
+  for (const s of await cluster.status()) {
+    const pid = Number(/pid (\d+)/.exec(s.detail ?? "")?.[1]);
+    const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+    const field = s.component.includes("/") ? "VmRSS" : "VmHWM";
+    byComponent.set(s.component, Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024);
+  }
+  return byComponent;
+}
+
+/**
+ * The trafficDistribution suite's cluster (manifests/zones.ts: three zones of two nodes and a zoneless
+ * node): bring-up until every Node is Ready and every kube-proxy healthy, its memory, and its teardown.
+ */
+async function measureZonedCluster(): Promise<void> {
+  const zoned = loadConfig({
+    ...config,
+    clusterName: "benchz",
+    cluster: { ...config.cluster, nodes: ZONED_NODES },
+  });
+  process.stderr.write(`bring-up of the ${ZONED_NODES.length}-node zoned cluster\n`);
+  const t0 = Date.now();
+  const cluster = await localProvider.up(zoned, { logger: createLogger("quiet") });
+  const up = Date.now() - t0;
+  try {
+    const nodes = await cluster.nodes();
+    const zones = new Set(nodes.map((n) => n.zone ?? "none"));
+    rows.push([
+      `up, ${nodes.length} nodes in ${zones.size - (zones.has("none") ? 1 : 0)} zones + ${nodes.filter((n) => !n.zone).length} zoneless (trafficDistribution's cluster)`,
+      seconds(up),
+    ]);
+    const memory = await componentMemory(cluster);
+    const total = [...memory.values()].reduce((a, b) => a + b, 0);
+    const perNode = nodes.map((n) =>
+      ["agent", "kube-proxy", "speaker"].reduce((a, c) => a + (memory.get(`${c}/${n.name}`) ?? 0), 0),
+    );
+    rows.push([
+      "  its memory (RSS, MiB; pods excluded)",
+      `${total.toFixed(0)} in all; per node ${Math.min(...perNode).toFixed(0)}–${Math.max(...perNode).toFixed(0)}`,
+    ]);
+  } finally {
+    const t1 = Date.now();
+    await cluster.delete();
+    rows.push(["  its teardown", seconds(Date.now() - t1)]);
   }
 }
 

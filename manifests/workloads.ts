@@ -44,6 +44,8 @@ export type ServiceVariant = {
   internalTrafficPolicy?: "Local" | "Cluster";
   /** Also UDP port 81 → 8081 (netexec --udp-port=8081 answers "hostname" and "clientip" there). */
   udp?: boolean;
+  /** spec.trafficDistribution: PreferSameZone, PreferClose (its alias) or PreferSameNode. */
+  trafficDistribution?: string;
 };
 
 export function service(name: string, selector: string, variant: ServiceVariant): V1Service {
@@ -58,6 +60,7 @@ export function service(name: string, selector: string, variant: ServiceVariant)
       ],
       ...(variant.externalTrafficPolicy && { externalTrafficPolicy: variant.externalTrafficPolicy }),
       ...(variant.internalTrafficPolicy && { internalTrafficPolicy: variant.internalTrafficPolicy }),
+      ...(variant.trafficDistribution && { trafficDistribution: variant.trafficDistribution }),
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { ProbeEntry } from "../traffic/probe.ts";
+import type { Place } from "./placement.ts";
 
 /**
  * Verdicts: named judgements over ledger entries. Each says whether it holds and, when it does not,
@@ -8,6 +9,9 @@ import type { ProbeEntry } from "../traffic/probe.ts";
 export interface LedgerEntry extends ProbeEntry {
   /** Where the request went, e.g. "external->nodeport@tph-worker2" or "pod@tph-worker->clusterip". */
   path: string;
+  /** Where the request left from and where it was served (placement.ts locate; zone-aware suites). */
+  client?: Place;
+  server?: Place;
 }
 
 export interface Verdict {
@@ -367,4 +371,25 @@ export function ranThroughout(exits: PathExit[]): Verdict {
 
 function clock(ms: number): string {
   return new Date(ms).toISOString().slice(11, 23);
+}
+
+/**
+ * A negative control: `v` judged a configuration that must break it, so it has to fail. Passes when it
+ * did (the verdict can see the failure it exists for); fails, naming it, when it held anyway.
+ */
+export function caught(v: Verdict): Verdict {
+  const name = `Catches ${v.name}`;
+  return v.passed
+    ? {
+        name,
+        passed: false,
+        summary: `${name}: ${v.name} held on a configuration that must break it (${v.summary})`,
+        evidence: [],
+      }
+    : {
+        name,
+        passed: true,
+        summary: `${name}: failed as it must: ${v.summary}`,
+        evidence: v.evidence.slice(0, 5),
+      };
 }

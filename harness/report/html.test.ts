@@ -126,6 +126,7 @@ describe("writeHtmlReport", () => {
         JSON.stringify({ test: "</script><b>t</b>", verdicts: [], timeline: [], entries }),
       );
       await writeFile(join(ledgers, "broken.json"), "{");
+      await writeFile(join(dir, "zone-matrix-iptables.txt"), "zone matrix\nzone-a  30 <0>\n");
       const out = await writeHtmlReport(dir);
       expect(out).toBe(join(dir, "report.html"));
       const html = await readFile(out, "utf8");
@@ -133,6 +134,9 @@ describe("writeHtmlReport", () => {
       expect(html).toContain("could not read ledgers/suites_x.e2e.ts/broken.json");
       expect(html).toContain("&lt;/script&gt;&lt;b&gt;t&lt;/b&gt;");
       expect(html).not.toContain("<b>t</b>");
+      expect(html).toContain("<h2>Zone matrix</h2>");
+      expect(html).toContain("zone-a  30 &lt;0&gt;");
+      expect(html).toContain('href="zone-matrix-iptables.txt"');
       // uPlot itself, not a link to it; nothing that would load from elsewhere.
       expect(html).toContain("uPlot");
       expect(html).not.toMatch(

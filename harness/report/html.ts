@@ -144,6 +144,8 @@ export interface RunData {
   rows: Row[];
   ledgers: { href: string; timelineHref?: string; dir: string; ledger: LedgerFile }[];
   matrices: { href: string; textHref?: string; matrix: MatrixFile }[];
+  /** zone-matrix-<mode>.txt from the trafficDistribution suite: requests by client zone and serving zone. */
+  zoneMatrices: { href: string; text: string }[];
   junitHref?: string;
   verdictsHref?: string;
   /** Files that exist but could not be read, with why: shown on the page rather than failing the run. */
@@ -158,6 +160,7 @@ export async function readRun(artifactsDir: string): Promise<RunData> {
     rows: [],
     ledgers: [],
     matrices: [],
+    zoneMatrices: [],
     problems: [],
   };
   const top = await listDir(artifactsDir);
@@ -189,6 +192,14 @@ export async function readRun(artifactsDir: string): Promise<RunData> {
       ...(has(text) && { textHref: href(text) }),
       matrix: { mode, version: "", E: "E", N: "N", ...matrix, results: matrix.results },
     });
+  }
+  for (const d of top) {
+    if (!d.isFile() || !/^zone-matrix-.+\.txt$/.test(d.name)) continue;
+    try {
+      run.zoneMatrices.push({ href: href(d.name), text: await readFile(join(artifactsDir, d.name), "utf8") });
+    } catch (err) {
+      run.problems.push(`could not read ${d.name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
   // ledgers/<suite file>/<test>.json, beside which a disruption test has <test>.timeline.txt.
   for (const fileDir of await listDir(join(artifactsDir, "ledgers"))) {
@@ -306,6 +317,8 @@ export function renderReportHtml(run: RunData, assets: Assets): string {
     ...ledgers.map((l, i) => renderTest(l, i, charts[i] as ChartData, rowOf(l), failed(l))),
     run.matrices.length > 0 ? "<h2>Policy matrix</h2>" : "",
     ...run.matrices.map(renderMatrixTables),
+    run.zoneMatrices.length > 0 ? "<h2>Zone matrix</h2>" : "",
+    ...run.zoneMatrices.map((z) => `<pre class="zone-matrix">${escapeHtml(z.text)}</pre>`),
     renderFiles(run),
     `<script type="application/json" id="tph-data">${jsonForScript({ charts })}</script>`,
     `<script>${inlineText(assets.uplotJs, "script")}</script>`,
@@ -506,6 +519,9 @@ function renderFiles(run: RunData): string {
     ...(run.junitHref ? [`<li><a href="${run.junitHref}">junit.xml</a></li>`] : []),
     ...(run.verdictsHref ? [`<li><a href="${run.verdictsHref}">verdicts.json</a></li>`] : []),
     ...run.matrices.map((m) => `<li><a href="${m.href}">${escapeHtml(decodeURIComponent(m.href))}</a></li>`),
+    ...run.zoneMatrices.map(
+      (z) => `<li><a href="${z.href}">${escapeHtml(decodeURIComponent(z.href))}</a></li>`,
+    ),
     ...run.ledgers.map((l) => `<li><a href="${l.href}">${escapeHtml(decodeURIComponent(l.href))}</a></li>`),
   ];
   if (links.length === 0) return "";
