@@ -18,7 +18,11 @@ import { waitEndpoints, waitLoadBalancerIP, waitPodsReady } from "./support/work
  * correctly terminating Deployment move with zero drops.
  */
 describe.each(PROXY_MODES)("cordon and drain under traffic (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `drain${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["nodeDisruption", "l2LoadBalancer", "externalClient"],
+    clusterName: `drain${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
   const ns = f.ns;
 

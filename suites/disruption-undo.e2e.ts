@@ -19,7 +19,11 @@ import { waitPodsReady } from "./support/workloads.ts";
  * the second checks that the fixtures put everything back.
  */
 describe("disruptions are undone when a test fails", () => {
-  const f = useCluster({ clusterName: "undo", cluster: { nodes: [{}, {}] } });
+  const f = useCluster({
+    needs: ["nodeDisruption", "nodePower"],
+    clusterName: "undo",
+    cluster: { nodes: [{}, {}] },
+  });
   const ledger = useLedger();
 
   it.fails("a test that fails after a cordon, a taint, an LB exclusion, a scale and a node stop", async () => {

@@ -24,7 +24,11 @@ const cases: { policy: "Local" | "Cluster"; via: "with" | "without"; expect: Exp
 ];
 
 describe.each(PROXY_MODES)("NodePort externalTrafficPolicy (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `etp${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["externalClient"],
+    clusterName: `etp${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
 
   it.each(cases)(

@@ -18,7 +18,11 @@ import { waitEndpoints, waitPodsReady } from "./support/workloads.ts";
  * they still drain). Switching the Service to Cluster then releases the port on every node.
  */
 describe.each(PROXY_MODES)("health-check node port (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `hcnp${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["l2LoadBalancer", "externalClient"],
+    clusterName: `hcnp${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
 
   it("agrees with the EndpointSlices on every node over time, and is released for Cluster", async () => {

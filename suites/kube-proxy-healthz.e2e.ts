@@ -11,7 +11,11 @@ import { useLedger } from "./support/ledger.ts";
  * cordon is not a deletion: /healthz stays 200 (the control: the check sees the taint, not any change).
  */
 describe.each(PROXY_MODES)("kube-proxy /healthz and /livez (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `hz${mode[0]}`, cluster: { proxyMode: mode, nodes: [{}] } });
+  const f = useCluster({
+    needs: ["nodeDisruption", "externalClient"],
+    clusterName: `hz${mode[0]}`,
+    cluster: { proxyMode: mode, nodes: [{}] },
+  });
   const ledger = useLedger();
 
   it("healthz turns 503 on ToBeDeletedByClusterAutoscaler, livez stays 200; cordon changes neither", async () => {

@@ -18,13 +18,17 @@ import { waitEndpoints, waitLoadBalancerIP } from "./support/workloads.ts";
  * serving from stale rules until the endpoints move, and then drops; the harness must see it.
  */
 describe.each(PROXY_MODES)("kube-proxy version roll (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `kproll${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["kubeProxyReleases", "l2LoadBalancer", "externalClient"],
+    clusterName: `kproll${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
 
   it("rolls kube-proxy from the previous release to the current one with zero drops", async () => {
     const ns = f.ns;
     const nodes = (await f.cluster.nodes()).map((n) => n.name);
-    const { current, previous } = await kubeProxyBuilds(f.cluster, f.k8s);
+    const { current, previous } = await kubeProxyBuilds(f.cluster);
     expect(previous.version).not.toBe(current.version);
     const ctx = ledger.disrupt(f.cluster, f.k8s);
     // Setup, before any traffic: the cluster as it is before the upgrade.
@@ -89,7 +93,7 @@ describe.each(PROXY_MODES)("kube-proxy version roll (kube-proxy %s)", (mode) => 
     const nodes = await f.cluster.nodes();
     const [a] = nodes;
     if (!a) return expect.fail("needs a node");
-    const { current } = await kubeProxyBuilds(f.cluster, f.k8s);
+    const { current } = await kubeProxyBuilds(f.cluster);
     const ctx = ledger.disrupt(f.cluster, f.k8s);
     await f.k8s.apps.createNamespacedDeployment({
       namespace: ns,
@@ -114,8 +118,7 @@ describe.each(PROXY_MODES)("kube-proxy version roll (kube-proxy %s)", (mode) => 
     await traffic.flowing();
     // The "upgrade" to a kube-proxy that cannot start: a program that exits at once (an image that
     // cannot be pulled, on kind). The rules it left in the kernel keep working...
-    const broken =
-      f.cluster.provider === "kind" ? "registry.k8s.io/kube-proxy:v0.0.0-does-not-exist" : "/bin/false";
+    const broken = f.cluster.nodeOps?.brokenKubeProxy as string;
     await expect(rollKubeProxy(ctx, [a.name], broken, "broken")).rejects.toThrow();
     await new Promise((r) => setTimeout(r, 2_000));
     const stale = ledger.timeline.last("replace-kube-proxy").end;

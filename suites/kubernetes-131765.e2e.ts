@@ -23,6 +23,7 @@ const BUGGY = "v1.33.5";
 
 describe("kubernetes#131765 (kube-proxy nftables before v1.33.6)", () => {
   const f = useCluster({
+    needs: ["kubeProxyReleases", "externalIPs", "l2LoadBalancer", "externalClient"],
     clusterName: "k131765",
     cluster: { proxyMode: "nftables", nodes: [{}, { kubeProxyVersion: BUGGY }, {}] },
   });

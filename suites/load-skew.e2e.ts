@@ -20,7 +20,11 @@ const variants = [
 ] as const;
 
 describe("load skew with pods placed 3/1/0", () => {
-  const f = useCluster({ clusterName: "skew", cluster: { nodes: [{}, {}, {}] } });
+  const f = useCluster({
+    needs: ["l2LoadBalancer", "externalClient"],
+    clusterName: "skew",
+    cluster: { nodes: [{}, {}, {}] },
+  });
   const ledger = useLedger();
 
   it.each(variants)("externalTrafficPolicy $policy", async ({ policy, expected }) => {

@@ -16,7 +16,11 @@ import { waitPodsReady } from "./support/workloads.ts";
  * Both times are measured and printed.
  */
 describe("MetalLB announcement", () => {
-  const f = useCluster({ clusterName: "lbmove", cluster: { nodes: [{}, {}, {}] } });
+  const f = useCluster({
+    needs: ["nodePower", "l2LoadBalancer", "externalClient"],
+    clusterName: "lbmove",
+    cluster: { nodes: [{}, {}, {}] },
+  });
   const ledger = useLedger();
 
   async function lbAddress(name: string): Promise<string> {

@@ -18,7 +18,11 @@ const variants = [
 ] as const;
 
 describe.each(PROXY_MODES)("LoadBalancer via MetalLB L2 (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `lb${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["l2LoadBalancer", "externalClient"],
+    clusterName: `lb${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
 
   it.each(variants)(
     "externalTrafficPolicy $policy: assigned from the pool, reachable from outside",
@@ -78,7 +82,11 @@ describe.each(PROXY_MODES)("LoadBalancer via MetalLB L2 (kube-proxy %s)", (mode)
  * report the blackhole (a timeout), not a pass.
  */
 describe.each(PROXY_MODES)("LoadBalancer with no endpoint under eTP Local (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `lbx${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["l2LoadBalancer", "externalClient"],
+    clusterName: `lbx${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
 
   it("is not announced, and the blackhole is caught", async () => {

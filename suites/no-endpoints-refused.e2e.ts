@@ -9,7 +9,11 @@ import { createClientPod, waitPodsReady } from "./support/workloads.ts";
  * timeout. (The opposite, a timeout, is what a Local policy's blackhole looks like: see the eTP suite.)
  */
 describe.each(PROXY_MODES)("service without endpoints (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `noep${mode[0]}`, cluster: { proxyMode: mode, nodes: [{}] } });
+  const f = useCluster({
+    needs: ["externalClient"],
+    clusterName: `noep${mode[0]}`,
+    cluster: { proxyMode: mode, nodes: [{}] },
+  });
 
   it("refuses quickly, from outside and from a pod", async () => {
     const svc = await f.k8s.core.createNamespacedService({

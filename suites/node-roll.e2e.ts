@@ -21,7 +21,11 @@ import { settledAnnouncer, waitEndpoints, waitLoadBalancerIP, waitPodsReady } fr
  * one per move.
  */
 describe.each(PROXY_MODES)("node roll under traffic (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `nroll${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["nodePower", "nodeDisruption", "l2LoadBalancer", "externalClient"],
+    clusterName: `nroll${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
   const ns = f.ns;
 

@@ -27,7 +27,11 @@ import { settledAnnouncer, waitEndpoints, waitLoadBalancerIP } from "./support/w
 const RECOVERY_BOUND_MS = 60_000;
 
 describe.each(PROXY_MODES)("node stop under traffic (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `nstop${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["nodePower", "l2LoadBalancer", "externalClient"],
+    clusterName: `nstop${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
   const ns = f.ns;
 

@@ -16,6 +16,7 @@ const GRACE_SECONDS = 10;
 
 describe("node stop and start", () => {
   const f = useCluster({
+    needs: ["nodePower"],
     clusterName: "nodestop",
     cluster: { nodeMonitorGracePeriodSeconds: GRACE_SECONDS },
   });

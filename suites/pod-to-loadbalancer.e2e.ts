@@ -13,7 +13,11 @@ import { createClientPod, waitEndpoints, waitPodsReady } from "./support/workloa
  * the backend sees the calling pod's own IP.
  */
 describe.each(PROXY_MODES)("pod to LoadBalancer IP (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `p2lb${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["l2LoadBalancer"],
+    clusterName: `p2lb${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
 
   it("is served, from a node without a local endpoint too, and shows the pod's own IP", async () => {

@@ -44,7 +44,11 @@ const REQUESTS = 2;
 const TIMEOUT_MS = 1_000;
 
 describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `mtx${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["externalIPs", "l2LoadBalancer", "externalClient"],
+    clusterName: `mtx${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
   const kubeProxyVersion = e2eConfig().cluster.kubeProxyVersion;
   const results: CellResult[] = [];
@@ -59,6 +63,7 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
   let version = "";
 
   beforeAll(async () => {
+    if (f.skipped) return;
     const ns = f.ns;
     [E, N] = (await f.cluster.nodes()).map((n) => n.name) as [string, string];
     version = kubeProxyVersion ?? (f.cluster.versions.kubernetes as string);
@@ -215,6 +220,7 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
 
   describe("no endpoints anywhere (scaled to zero)", () => {
     beforeAll(async () => {
+      if (f.skipped) return;
       await f.k8s.apps.patchNamespacedDeployment(
         { name: "mx", namespace: f.ns, body: { spec: { replicas: 0 } } },
         setHeaderOptions("Content-Type", PatchStrategy.MergePatch),

@@ -11,7 +11,11 @@ import { createClientPod, waitEndpoints, waitPodsReady } from "./support/workloa
  * and from the external client; a pod client calling the ClusterIP is seen with its own pod IP.
  */
 describe.each(PROXY_MODES)("reachability (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `reach${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["externalClient"],
+    clusterName: `reach${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
 
   it("serves ClusterIP and NodePort from every node's pods and from outside", async () => {

@@ -23,7 +23,11 @@ import { waitEndpoints, waitLoadBalancerIP } from "./support/workloads.ts";
  * before it), on which path and how.
  */
 describe.each(PROXY_MODES)("unsafe rollout drops are detected (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `unsafe${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["l2LoadBalancer", "externalClient"],
+    clusterName: `unsafe${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
 
   it("drops during the rollout are caught and located", async () => {

@@ -22,7 +22,11 @@ const variants = [
 ] as const;
 
 describe.each(PROXY_MODES)("zero-drop rollout (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `roll${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["l2LoadBalancer", "externalClient"],
+    clusterName: `roll${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
 
   it.each(variants)("$name: every request succeeds through the rollout", async ({ kind, policy }) => {

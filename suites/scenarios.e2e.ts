@@ -1,14 +1,11 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ensureKubeProxy } from "../harness/cluster/local/binaries.ts";
 import type { NodeSpec } from "../harness/core/config.ts";
-import { createLogger } from "../harness/core/logger.ts";
 import { loadScenario } from "../harness/scenario/load.ts";
 import { runScenario } from "../harness/scenario/run.ts";
 import type { Scenario } from "../harness/scenario/types.ts";
 import { useCluster } from "./support/cluster.ts";
-import { e2eConfig } from "./support/env.ts";
 import { useLedger } from "./support/ledger.ts";
 
 /**
@@ -73,7 +70,6 @@ scenarios.forEach((s, i) => {
               namespace: f.ns,
               disrupt: ledger.disrupt(f.cluster, f.k8s),
               traffic: (paths) => ledger.traffic(f.cluster, paths),
-              kubeProxyRef: async (v) => (await ensureKubeProxy(e2eConfig(), v, createLogger("quiet"))).path,
             });
             if (!r.failing) return ledger.expectAll(result.verdicts);
             // The negative control: exactly the known verdicts fail (the symptom is caught by them), and

@@ -33,7 +33,11 @@ const UDP_PORT = 40_053;
 const TCP_PORT = 40_080;
 
 describe.each(PROXY_MODES)("stale conntrack entries after a node power cut (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `ctrk${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["nodePower", "externalClient"],
+    clusterName: `ctrk${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
 
   it("UDP from a fixed port is served again once the endpoint is gone; TCP from a fixed port stays blackholed", async () => {

@@ -13,7 +13,11 @@ import { waitEndpoints, waitPodsReady } from "./support/workloads.ts";
  * ready one is left) until the process exits, and then the endpoint is gone and the Service refuses.
  */
 describe.each(PROXY_MODES)("terminating endpoints (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `term${mode[0]}`, cluster: { proxyMode: mode, nodes: [{}] } });
+  const f = useCluster({
+    needs: ["externalClient"],
+    clusterName: `term${mode[0]}`,
+    cluster: { proxyMode: mode, nodes: [{}] },
+  });
 
   it("keep serving while terminating, then disappear", async () => {
     const ns = f.ns;

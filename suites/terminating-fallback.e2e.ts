@@ -16,7 +16,11 @@ import { waitEndpoints, waitPodsReady } from "./support/workloads.ts";
  * - once the old pod is gone, NodePort on A drops (the eTP Local blackhole, which the harness must see).
  */
 describe.each(PROXY_MODES)("terminating fallback under eTP Local (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `tfb${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["l2LoadBalancer", "externalClient"],
+    clusterName: `tfb${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
 
   it("serves from the terminating pod while the health check says 503, then blackholes", async () => {

@@ -17,7 +17,11 @@ import { waitEndpoints, waitLoadBalancerIP, waitPodsReady } from "./support/work
  *   node with the endpoint keeps serving; flipping back heals it.
  */
 describe.each(PROXY_MODES)("workload and Service changes under traffic (kube-proxy %s)", (mode) => {
-  const f = useCluster({ clusterName: `wchg${mode[0]}`, cluster: { proxyMode: mode } });
+  const f = useCluster({
+    needs: ["l2LoadBalancer", "externalClient"],
+    clusterName: `wchg${mode[0]}`,
+    cluster: { proxyMode: mode },
+  });
   const ledger = useLedger();
 
   it("scale up, scale down and a pod delete drop nothing", async () => {

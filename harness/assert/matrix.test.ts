@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { matrixCells, POLICY_PAIRS } from "../../manifests/policy-matrix.ts";
-import { icmpRateLimitedCount } from "../cluster/local/provider.ts";
 import { renderMatrix } from "../report/matrix.ts";
 import { type CellAddresses, cellVerdict, seenOutcome } from "./matrix.ts";
 import { type LedgerEntry, refusedOrRateLimited } from "./verdicts.ts";
@@ -73,21 +72,6 @@ describe("seenOutcome", () => {
     expect(seenOutcome([req(0, "ok", "10.244.1.1")], addrs)).toBe("snat:E");
     expect(seenOutcome([req(0, "timeout"), req(1, "refused")], addrs)).toBe("dropped|refused");
     expect(seenOutcome([req(0, "ok", "192.168.9.9")], addrs)).toBe("ip:192.168.9.9");
-  });
-});
-
-describe("icmpRateLimitedCount", () => {
-  it("adds OutRateLimitHost and OutRateLimitGlobal from /proc/net/snmp", () => {
-    const snmp = [
-      "Ip: Forwarding DefaultTTL",
-      "Ip: 1 64",
-      "Icmp: InMsgs InErrors OutMsgs OutRateLimitGlobal OutRateLimitHost",
-      "Icmp: 10 0 12 1 4",
-      "IcmpMsg: InType3",
-      "IcmpMsg: 10",
-    ].join("\n");
-    expect(icmpRateLimitedCount(snmp)).toBe(5);
-    expect(icmpRateLimitedCount("Ip: a\nIp: 1\n")).toBe(0);
   });
 });
 

@@ -8,6 +8,13 @@ import type { Logger } from "../core/logger.ts";
  */
 export interface ClusterProvider {
   readonly name: string;
+  /** What its clusters can do; suites state what they need and skip, with the reason, what they cannot. */
+  readonly capabilities: Capabilities;
+  /**
+   * Readies this machine for a run of the suites, after the preflight: builds or fetches what the
+   * configuration asks for (binaries, kube-proxy releases) and clears leftovers of an earlier run that died.
+   */
+  prepareRun(config: HarnessConfig, options: { logger: Logger }): Promise<void>;
   /**
    * Checks prerequisites (root, commands, Docker...) in seconds, before anything is built or started;
    * throws one TphError naming every miss and its fix. The local provider installs missing Debian
@@ -20,6 +27,63 @@ export interface ClusterProvider {
   attach(config: HarnessConfig, logger: Logger): Promise<StartedCluster | undefined>;
   /** Removes leftovers of runs that died without cleaning up; returns what it removed, in words. */
   gc(config: HarnessConfig, options: GcOptions): Promise<string[]>;
+}
+
+/**
+ * What a provider's clusters can do beyond the Kubernetes API. A suite names what it needs
+ * (suites/support/cluster.ts `needs`); a test whose need is unmet is skipped, the reason in its row.
+ */
+export interface Capabilities {
+  /** Creates clusters of its own and deletes them (else it attaches to a cluster it did not create). */
+  createClusters: boolean;
+  /** Cordons, drains, taints and labels nodes (shared state: on a cluster tph did not create, only when allowed). */
+  nodeDisruption: boolean;
+  /** Stops and starts nodes as a power cut would (NodeOperations.stop/start). */
+  nodePower: boolean;
+  /** Restarts and replaces a node's kube-proxy, with another release too (StartedCluster.kubeProxyRelease). */
+  kubeProxyReleases: boolean;
+  /** An L2 LoadBalancer it installed (MetalLB), whose announcing node can be read. */
+  l2LoadBalancer: boolean;
+  /** An external client outside every node, whose source address (network.clientIP) is known. */
+  externalClient: boolean;
+  /** Routes a Service's spec.externalIPs from the external client to a node (routeExternalIP). */
+  externalIPs: boolean;
+}
+
+export type Capability = keyof Capabilities;
+
+const CAPABILITY_TEXT: Record<Capability, string> = {
+  createClusters: "create and delete clusters",
+  nodeDisruption: "cordon, drain and taint nodes",
+  nodePower: "stop and start nodes",
+  kubeProxyReleases: "restart kube-proxy or replace it with another release",
+  l2LoadBalancer: "run an L2 LoadBalancer (MetalLB) whose announcer it can read",
+  externalClient: "send from an external client with a known source address",
+  externalIPs: "route a Service's spec.externalIPs to a node",
+};
+
+/** Why a test that needs `needs` cannot run on `provider`, or undefined when it can. */
+export function unmetNeeds(
+  provider: string,
+  have: Capabilities,
+  needs: readonly Capability[],
+): string | undefined {
+  const missing = needs.filter((n) => !have[n]);
+  if (missing.length === 0) return undefined;
+  return `needs ${missing.map((m) => `${m} (${CAPABILITY_TEXT[m]})`).join(", ")}: provider ${provider} cannot`;
+}
+
+/** Zones asked for (one entry per node) that the cluster's nodes do not cover, counted per zone. */
+export function zonesMissing(wanted: (string | undefined)[], have: (string | undefined)[]): string[] {
+  const left = [...have];
+  const missing: string[] = [];
+  for (const z of wanted) {
+    if (z === undefined) continue;
+    const i = left.indexOf(z);
+    if (i === -1) missing.push(z);
+    else left.splice(i, 1);
+  }
+  return missing;
 }
 
 export interface PreflightOptions {
@@ -53,6 +117,12 @@ export interface ClusterNode {
   internalIP: string;
   zone?: string;
 }
+
+/**
+ * Pods a drain leaves in place although no DaemonSet owns them: a provider's stand-ins for DaemonSet
+ * pods (the local provider's MetalLB speaker placeholders) carry this annotation.
+ */
+export const DRAIN_KEEPS_ANNOTATION = "tph.local/placeholder";
 
 /** The network outside the cluster that external clients and LoadBalancer addresses live on. */
 export interface ExternalNetwork {
@@ -114,6 +184,11 @@ export interface StartedCluster extends AsyncDisposable {
   runExternal?(argv: string[], options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<ExecResult>;
   /** Node lifecycle operations, where the provider supports them (both providers do). */
   readonly nodeOps?: NodeOperations;
+  /**
+   * A kube-proxy of `version` as NodeOperations.replaceKubeProxy takes it (a binary built or cached here;
+   * an image on kind), and the cluster's own (its version and reference) when `version` is omitted.
+   */
+  kubeProxyRelease?(version?: string): Promise<{ version: string; ref: string }>;
   /** Health of each component, for `tph status`. */
   status(): Promise<ComponentStatus[]>;
   /** Copies every component log into `dir`. */
@@ -140,4 +215,6 @@ export interface NodeOperations {
   replaceKubeProxy(node: string, binary: string): Promise<void>;
   /** What the node's kube-proxy runs now, as replaceKubeProxy takes it (a binary; an image on kind). */
   kubeProxyRef(node: string): Promise<string>;
+  /** A kube-proxy that cannot start, as replaceKubeProxy takes it: the "upgrade" that fails. */
+  readonly brokenKubeProxy: string;
 }

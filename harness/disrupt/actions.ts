@@ -1,6 +1,5 @@
 import { PatchStrategy, setHeaderOptions, type V1Pod, type V1Taint } from "@kubernetes/client-node";
-import { PLACEHOLDER_ANNOTATION } from "../cluster/local/agent/pod-worker.ts";
-import type { StartedCluster } from "../cluster/provider.ts";
+import { DRAIN_KEEPS_ANNOTATION, type StartedCluster } from "../cluster/provider.ts";
 import { TphError } from "../core/errors.ts";
 import { sleep, waitFor } from "../core/wait.ts";
 import { apiErrorMessage, apiStatus, type KubeClients } from "../k8s/client.ts";
@@ -154,14 +153,14 @@ export function drain(
 }
 
 /**
- * Pods a drain leaves in place, as kubectl drain does: DaemonSet pods. The local provider's placeholder
- * pods stand in for DaemonSet pods (MetalLB's speakers), so they stay too: evicting one would hide its
- * speaker from memberlist and stop that node from ever announcing again.
+ * Pods a drain leaves in place, as kubectl drain does: DaemonSet pods, and a provider's stand-ins for
+ * them (the local provider's MetalLB speaker placeholders): evicting one would hide its speaker from
+ * memberlist and stop that node from ever announcing again.
  */
 function isDaemonSetPod(p: V1Pod): boolean {
   return (
     (p.metadata?.ownerReferences ?? []).some((o) => o.kind === "DaemonSet") ||
-    p.metadata?.annotations?.[PLACEHOLDER_ANNOTATION] !== undefined
+    p.metadata?.annotations?.[DRAIN_KEEPS_ANNOTATION] !== undefined
   );
 }
 

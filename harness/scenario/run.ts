@@ -58,8 +58,6 @@ export interface ScenarioContext {
     flowing(): Promise<void>;
     stop(): Promise<{ entries: LedgerEntry[]; exits: PathExit[] }>;
   }>;
-  /** Resolves a kube-proxy release to what NodeOperations.replaceKubeProxy takes (rollKubeProxy steps). */
-  kubeProxyRef?(version: string): Promise<string>;
 }
 
 export interface ScenarioResult {
@@ -304,13 +302,15 @@ async function takeStep(step: Step, c: ScenarioContext, node: (ref: string) => s
     case "rollNodes":
       return rollNodes(ctx, step.nodes.map(node));
     case "rollKubeProxy": {
-      if (!c.kubeProxyRef)
-        throw new TphError(`step ${step.id}: this cluster cannot replace kube-proxy by release`);
+      if (!c.cluster.kubeProxyRelease)
+        throw new TphError(
+          `step ${step.id}: provider ${c.cluster.provider} cannot replace kube-proxy by release`,
+        );
       const all = (await c.cluster.nodes()).map((n) => n.name);
       return rollKubeProxy(
         ctx,
         step.nodes ? step.nodes.map(node) : all,
-        await c.kubeProxyRef(step.version),
+        (await c.cluster.kubeProxyRelease(step.version)).ref,
         step.version,
       );
     }

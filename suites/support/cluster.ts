@@ -1,6 +1,11 @@
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
-import type { StartedCluster } from "../../harness/cluster/provider.ts";
+import {
+  type Capability,
+  type StartedCluster,
+  unmetNeeds,
+  zonesMissing,
+} from "../../harness/cluster/provider.ts";
 import { getProvider } from "../../harness/cluster/providers.ts";
 import { type ConfigOverrides, loadConfig } from "../../harness/core/config.ts";
 import { createLogger } from "../../harness/core/logger.ts";
@@ -22,6 +27,11 @@ export interface ClusterFixture {
   readonly k8s: KubeClients;
   /** The namespace the suite's objects go in: "default" on its own cluster, its own on a reused one. */
   readonly ns: string;
+  /**
+   * Why the suite's tests skip (an unmet need), or undefined: a suite's own beforeAll returns early on
+   * it, since there is no cluster to set up.
+   */
+  readonly skipped: string | undefined;
 }
 
 /**
@@ -29,12 +39,24 @@ export interface ClusterFixture {
  * names prefix namespaces and links, so two suites never share one. With a reused cluster, attaches to
  * it instead and skips the suite's tests if it has fewer nodes than the suite asks for.
  */
-export function useCluster(overrides: ConfigOverrides & { clusterName: string }): ClusterFixture {
+export function useCluster(
+  options: ConfigOverrides & {
+    clusterName: string;
+    /** What the suite needs of the provider beyond the API; unmet, its tests skip with the reason. */
+    needs?: Capability[];
+  },
+): ClusterFixture {
+  const { needs = [], ...overrides } = options;
   let cluster: StartedCluster | undefined;
   let k8s: KubeClients | undefined;
   let skipReason: string | undefined;
   const ns = REUSE ? `tph-${overrides.clusterName}` : "default";
   beforeAll(async () => {
+    // Decided before any cluster is made: a suite the provider cannot serve costs nothing.
+    const providerName = REUSE ? loadConfig({}).provider : e2eConfig(overrides).provider;
+    const provider = getProvider(providerName);
+    skipReason = unmetNeeds(provider.name, provider.capabilities, needs);
+    if (skipReason) return;
     if (REUSE) {
       const config = loadConfig({
         clusterName: REUSE,
@@ -47,6 +69,14 @@ export function useCluster(overrides: ConfigOverrides & { clusterName: string })
       const have = (await cluster.nodes()).length;
       if (have < needed) {
         skipReason = `needs ${needed} worker nodes; cluster ${REUSE} has ${have} (tph up --nodes ${needed})`;
+        return;
+      }
+      const missingZones = zonesMissing(
+        (overrides.cluster?.nodes ?? []).map((n) => n.zone),
+        (await cluster.nodes()).map((n) => n.zone),
+      );
+      if (missingZones.length > 0) {
+        skipReason = `needs nodes in zones ${missingZones.join(", ")}; cluster ${REUSE} lacks them (give tph up a cluster file with zones)`;
         return;
       }
       await recreateNamespace(k8s, ns);
@@ -94,6 +124,9 @@ export function useCluster(overrides: ConfigOverrides & { clusterName: string })
   });
   return {
     ns,
+    get skipped() {
+      return skipReason;
+    },
     get cluster() {
       if (!cluster) throw new Error("cluster is not up (beforeAll failed?)");
       return cluster;

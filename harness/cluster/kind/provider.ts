@@ -56,6 +56,20 @@ export function createKindProvider(
 ): ClusterProvider {
   return {
     name: "kind",
+    capabilities: {
+      createClusters: true,
+      nodeDisruption: true,
+      nodePower: true,
+      kubeProxyReleases: true,
+      l2LoadBalancer: true,
+      externalClient: true,
+      // Nothing routes an address from the client container to one node for spec.externalIPs.
+      externalIPs: false,
+    },
+
+    async prepareRun(config, { logger }) {
+      await this.gc(config, { logger, all: true });
+    },
 
     async preflight(config) {
       const localOnly = [
@@ -326,6 +340,15 @@ class KindCluster implements StartedCluster {
     this.nodeOps = new KindNodeOperations(state, logger);
   }
 
+  /** On kind a release is registry.k8s.io's image (pulled by the node); the cluster's own from its DaemonSet. */
+  async kubeProxyRelease(version?: string): Promise<{ version: string; ref: string }> {
+    if (version) return { version, ref: `registry.k8s.io/kube-proxy:${version}` };
+    const { apps } = kubeClients(this.kubeconfigPath);
+    const ds = await apps.readNamespacedDaemonSet({ name: "kube-proxy", namespace: "kube-system" });
+    const image = ds.spec?.template.spec?.containers[0]?.image ?? "";
+    return { version: image.split(":").pop() ?? image, ref: image };
+  }
+
   /** Worker nodes only: the control plane keeps kind's exclude-from-external-load-balancers label. */
   async nodes(): Promise<ClusterNode[]> {
     const { core } = kubeClients(this.kubeconfigPath);
@@ -445,6 +468,9 @@ class KindNodeOperations implements NodeOperations {
     for (const p of pods.items)
       await core.deleteNamespacedPod({ name: p.metadata?.name ?? "", namespace: "kube-system" });
   }
+
+  /** An image no registry has: the node's kube-proxy pod never starts. */
+  readonly brokenKubeProxy = "registry.k8s.io/kube-proxy:v0.0.0-does-not-exist";
 
   /** On kind the "binary" is an image: the DaemonSet switches to OnDelete, so only this node's pod changes. */
   async kubeProxyRef(node: string): Promise<string> {

@@ -52,11 +52,36 @@ import {
 import { createPki, issue, writeKubeconfig } from "./pki.ts";
 import { preflightLocal } from "./preflight.ts";
 import { isOurs, type ProcessRecord, stopProcess } from "./process.ts";
+import { icmpRateLimitedCount } from "./snmp.ts";
 import { clusterDir, type LocalClusterState, listStates, loadState, saveState } from "./state.ts";
 import { teardownCluster } from "./teardown.ts";
 
 export const localProvider: ClusterProvider = {
   name: "local",
+  capabilities: {
+    createClusters: true,
+    nodeDisruption: true,
+    nodePower: true,
+    kubeProxyReleases: true,
+    l2LoadBalancer: true,
+    externalClient: true,
+    externalIPs: true,
+  },
+
+  async prepareRun(config, { logger }) {
+    await ensureBinaries(config, logger);
+    // A kube-proxy release the run asks for is built here, with progress, not inside a suite's
+    // bring-up (whose hook timeout a cold build could exceed).
+    const versions = [
+      config.cluster.kubeProxyVersion,
+      ...config.cluster.nodes.map((n) => n.kubeProxyVersion),
+    ];
+    for (const v of new Set(versions.filter((x): x is string => x !== undefined)))
+      await ensureKubeProxy(config, v, logger);
+    if (config.cluster.metallbVersion) await ensureMetallb(config, config.cluster.metallbVersion, logger);
+    const removed = await this.gc(config, { logger, all: true });
+    for (const r of removed) logger.warn(`removed a leftover of an earlier run: ${r}`);
+  },
 
   async preflight(config, options = {}) {
     await preflightLocal(config, {
@@ -349,6 +374,13 @@ class LocalCluster implements StartedCluster {
     this.nodeOps = new LocalNodeOperations(config, state, logger);
   }
 
+  /** Built (or found cached) the first time a suite asks: about 2 minutes cold for a release not yet built. */
+  async kubeProxyRelease(version?: string): Promise<{ version: string; ref: string }> {
+    const v = version ?? this.#config.cluster.kubeProxyVersion ?? (this.versions.kubernetes as string);
+    const built = await ensureKubeProxy(this.#config, v, createLogger("normal"));
+    return { version: v, ref: built.path };
+  }
+
   async nodes(): Promise<ClusterNode[]> {
     return this.#state.nodes.map((n) => ({
       name: n.name,
@@ -507,6 +539,9 @@ class LocalNodeOperations implements NodeOperations {
     await waitKubeProxyHealthy(ctx, node, await startKubeProxy(ctx, node, binary));
   }
 
+  /** A program that exits at once, as a kube-proxy that cannot start does. */
+  readonly brokenKubeProxy = "/bin/false";
+
   async kubeProxyRef(name: string): Promise<string> {
     this.#node(name);
     return this.#lastBinary(`kube-proxy/${name}`);
@@ -554,18 +589,4 @@ async function binaryVersion(binary: string | undefined): Promise<string | undef
 function externalIPsBelow(loadBalancerRange: string): string[] {
   const first = parseIp(loadBalancerRange.split("-")[0] as string);
   return Array.from({ length: 8 }, (_, i) => formatIp(first - 8 + i));
-}
-
-/** OutRateLimitHost + OutRateLimitGlobal from /proc/net/snmp's Icmp lines (names line, values line). */
-export function icmpRateLimitedCount(snmp: string): number {
-  const [names, values] = snmp.split("\n").filter((l) => l.startsWith("Icmp:"));
-  if (!names || !values) return 0;
-  const keys = names.split(/\s+/);
-  const nums = values.split(/\s+/);
-  let total = 0;
-  for (const k of ["OutRateLimitHost", "OutRateLimitGlobal"]) {
-    const i = keys.indexOf(k);
-    if (i > 0) total += Number(nums[i] ?? 0);
-  }
-  return total;
 }

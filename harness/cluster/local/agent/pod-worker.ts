@@ -14,13 +14,14 @@ import { run } from "../../../core/exec.ts";
 import type { Logger } from "../../../core/logger.ts";
 import { sleep } from "../../../core/wait.ts";
 import { apiErrorMessage } from "../../../k8s/client.ts";
+import { DRAIN_KEEPS_ANNOTATION } from "../../provider.ts";
 import type { AgentConfig } from "./config.ts";
 import { resolveProgram } from "./images.ts";
 import { probeTiming, runProbe } from "./probes.ts";
 import { createSandbox, deleteSandbox, type PodIpam, type Sandbox } from "./sandbox.ts";
 
 /** Pods with this annotation are recorded as running but not executed (MetalLB's own pods, see docs). */
-export const PLACEHOLDER_ANNOTATION = "tph.local/placeholder";
+export const PLACEHOLDER_ANNOTATION = DRAIN_KEEPS_ANNOTATION;
 
 /** The kubelet never gives a container less than this after SIGTERM (minimumGracePeriodInSeconds). */
 const MIN_GRACE_MS = 2_000;

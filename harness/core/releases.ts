@@ -1,0 +1,17 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { TphError } from "./errors.ts";
+
+/**
+ * The kube-proxy release the roll suites go back to and forth with: the minor before the cluster's,
+ * pinned in upstream/kube-proxy-previous (the local provider builds it; kind pulls that release's image).
+ */
+export async function previousKubeProxyVersion(repoRoot: string): Promise<string> {
+  const file = join(repoRoot, "upstream", "kube-proxy-previous", "go.mod");
+  const mod = await readFile(file, "utf8").catch((err: unknown) => {
+    throw new TphError(`cannot read ${file}`, { cause: err, hint: "run tph from a full checkout" });
+  });
+  const version = /^\s*(?:require\s+)?k8s\.io\/kubernetes\s+(v\S+)/m.exec(mod)?.[1];
+  if (!version) throw new TphError(`${file} does not require k8s.io/kubernetes`);
+  return version;
+}
