@@ -21,7 +21,16 @@ describe("summaryMarkdown", () => {
     const md = summaryMarkdown(rows, "tph run");
     expect(md).toMatch(/^### ❌ tph run/);
     expect(md).toMatch(/\*\*1 passed, 1 failed\*\*, 1 errors, 1 skipped/);
-    const table = md.split("\n").filter((l) => l.startsWith("| "));
+    const perSuite = md.split("\n").filter((l) => l.startsWith("| "));
+    expect(perSuite.slice(0, 6)).toEqual([
+      "| suite | passed | failed | errors | skipped |",
+      "| --- | ---: | ---: | ---: | ---: |",
+      "| reachability | 1 | 0 | 0 | 0 |",
+      "| ❌ policy-matrix | 0 | 1 | 0 | 0 |",
+      "| ❌ load-skew | 0 | 0 | 1 | 0 |",
+      "| ⚠️ node-roll | 0 | 0 | 0 | 1 |",
+    ]);
+    const table = perSuite.slice(6);
     expect(table[2]).toBe(
       "| FAIL | policy-matrix | host@N -> loadbalancer: own | SourceIpPreserved: 2 of 2 requests did not more |",
     );
