@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
+  autoAllocations,
+  autoHintsWithin,
   hintsWritten,
   locate,
   nodeInPath,
@@ -136,5 +138,83 @@ describe("hintsWritten", () => {
     expect(hintsWritten([ep("s-a1", "a1", "a", [])], "none").passed).toBe(true);
     expect(hintsWritten([ep("s-a1", "a1", "a", ["a"])], "none").passed).toBe(false);
     expect(hintsWritten([], "none").passed).toBe(false);
+  });
+});
+
+describe("autoAllocations", () => {
+  const equal = new Map([
+    ["a", 16],
+    ["b", 16],
+    ["c", 16],
+  ]);
+  it("matches upstream's arithmetic for three equal zones", () => {
+    // From the research: N=2 too few; N=4,5,8 minimums exceed; N=3,6,7,9 hinted.
+    const hinted = (n: number) => "zones" in autoAllocations(equal, n);
+    expect([2, 3, 4, 5, 6, 7, 8, 9].filter(hinted)).toEqual([3, 6, 7, 9]);
+    expect(autoAllocations(equal, 2)).toEqual({
+      disabled: "Insufficient number of endpoints (2 endpoints, 3 zones)",
+    });
+    expect(autoAllocations(equal, 4)).toMatchObject({
+      disabled: expect.stringContaining("overload threshold"),
+    });
+    const seven = autoAllocations(equal, 7);
+    expect("zones" in seven && [...seven.zones.values()]).toEqual([
+      { min: 2, max: 3 },
+      { min: 2, max: 3 },
+      { min: 2, max: 3 },
+    ]);
+  });
+  it("weighs zones by CPU and refuses a zoneless node", () => {
+    const uneven = new Map([
+      ["a", 16],
+      ["b", 16],
+      ["c", 24],
+    ]);
+    const four = autoAllocations(uneven, 4);
+    expect("zones" in four && Object.fromEntries(four.zones)).toEqual({
+      a: { min: 1, max: 1 },
+      b: { min: 1, max: 1 },
+      c: { min: 2, max: 2 },
+    });
+    expect(autoAllocations(new Map([...uneven, [undefined, 8]]), 4)).toEqual({
+      disabled: "Insufficient Node information",
+    });
+    expect(autoAllocations(new Map([["a", 8]]), 4)).toEqual({ disabled: "Nodes only ready in one zone" });
+  });
+});
+
+describe("autoHintsWithin", () => {
+  const ep = (pod: string, zone: string, forZones: string[]) => ({
+    pod,
+    zone,
+    ready: true,
+    forZones,
+    forNodes: [],
+  });
+  const bounds = new Map([
+    ["a", { min: 2, max: 2 }],
+    ["b", { min: 2, max: 2 }],
+    ["c", { min: 3, max: 3 }],
+  ]);
+  it("holds when the donation brought every zone within its bounds", () => {
+    const donated = [
+      ...["a1", "a2"].map((p) => ep(p, "a", ["a"])),
+      ep("a3", "a", ["c"]),
+      ...["b1", "b2"].map((p) => ep(p, "b", ["b"])),
+      ep("b3", "b", ["c"]),
+      ep("c1", "c", ["c"]),
+    ];
+    expect(autoHintsWithin(donated, bounds).passed).toBe(true);
+  });
+  it("fails on the same-zone placement (no donation) and on missing hints", () => {
+    const sameZone = [
+      ...["a1", "a2", "a3"].map((p) => ep(p, "a", ["a"])),
+      ...["b1", "b2", "b3"].map((p) => ep(p, "b", ["b"])),
+      ep("c1", "c", ["c"]),
+    ];
+    const v = autoHintsWithin(sameZone, bounds);
+    expect(v.passed).toBe(false);
+    expect(v.summary).toContain("c: 1 hinted, allowed 3–3");
+    expect(autoHintsWithin([ep("a1", "a", [])], bounds).passed).toBe(false);
   });
 });

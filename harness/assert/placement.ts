@@ -210,3 +210,73 @@ export function hintsWritten(endpoints: HintedEndpoint[], want: HintExpectation)
     evidence: [],
   };
 }
+
+/** A zone's share of a Service's endpoints under topology-mode Auto: at least `min`, at most `max`. */
+export interface ZoneAllocation {
+  min: number;
+  max: number;
+}
+
+/**
+ * What the EndpointSlice controller's topology cache allows under `service.kubernetes.io/topology-mode:
+ * Auto` (k8s.io/endpointslice topologycache getAllocations): each zone's share of `endpoints` follows its
+ * share of allocatable CPU, and no zone may get less than its share divided by 1.2 (the overload
+ * threshold). `cpuByZone` counts Ready, non-control-plane nodes only; a zoneless one among them disables
+ * hints outright, and so do fewer than two zones, fewer endpoints than zones, or minimums that do not fit.
+ * Returns the bounds per zone, or the controller's reason for writing no hints.
+ */
+export function autoAllocations(
+  cpuByZone: Map<string | undefined, number>,
+  endpoints: number,
+): { zones: Map<string, ZoneAllocation> } | { disabled: string } {
+  if (cpuByZone.has(undefined) || [...cpuByZone.values()].some((c) => c <= 0))
+    return { disabled: "Insufficient Node information" };
+  if (cpuByZone.size < 2) return { disabled: "Nodes only ready in one zone" };
+  if (cpuByZone.size > endpoints)
+    return { disabled: `Insufficient number of endpoints (${endpoints} endpoints, ${cpuByZone.size} zones)` };
+  const total = [...cpuByZone.values()].reduce((a, b) => a + b, 0);
+  const mins = new Map<string, number>();
+  for (const [zone, cpu] of cpuByZone) mins.set(zone as string, Math.ceil(((cpu / total) * endpoints) / 1.2));
+  const minTotal = [...mins.values()].reduce((a, b) => a + b, 0);
+  if (minTotal > endpoints)
+    return {
+      disabled: `Unable to allocate minimum required endpoints to each zone without exceeding overload threshold (${endpoints} endpoints, ${cpuByZone.size} zones)`,
+    };
+  return { zones: new Map([...mins].map(([z, min]) => [z, { min, max: min + endpoints - minTotal }])) };
+}
+
+/**
+ * Hints(Auto): every Ready endpoint carries exactly one zone hint, and the number hinted for each zone
+ * lies within its allocation: endpoints are donated from zones that have more than their share to
+ * zones that have less (a 3/3/1 placement over three equal zones ends 2/3/2 or so, never 3/3/1).
+ */
+export function autoHintsWithin(
+  endpoints: HintedEndpoint[],
+  allocations: Map<string, ZoneAllocation>,
+): Verdict {
+  const name = "Hints(Auto)";
+  const ready = endpoints.filter((e) => e.ready);
+  if (ready.length === 0)
+    return { name, passed: false, summary: `${name}: no ready endpoints to judge`, evidence: [] };
+  const counts = new Map<string, number>();
+  const wrong: string[] = [];
+  for (const e of ready) {
+    if (e.forZones.length !== 1) wrong.push(`${e.pod} has ${e.forZones.length} zone hints`);
+    for (const z of e.forZones) counts.set(z, (counts.get(z) ?? 0) + 1);
+  }
+  for (const [zone, a] of allocations) {
+    const n = counts.get(zone) ?? 0;
+    if (n < a.min || n > a.max) wrong.push(`${zone}: ${n} hinted, allowed ${a.min}–${a.max}`);
+  }
+  for (const zone of counts.keys()) if (!allocations.has(zone)) wrong.push(`${zone}: hinted, but not a zone`);
+  const text = [...counts].map(([z, n]) => `${z} ${n}`).join(", ");
+  return {
+    name,
+    passed: wrong.length === 0,
+    summary:
+      wrong.length === 0
+        ? `${name}: ${text}, each within its allocation`
+        : `${name}: ${wrong.join("; ")} (${text})`,
+    evidence: [],
+  };
+}

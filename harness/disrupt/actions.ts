@@ -436,6 +436,39 @@ export function excludeFromLoadBalancers(ctx: DisruptContext, node: string, excl
 
 export const EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers";
 
+/**
+ * Sets a node label (`value` null removes it), as `kubectl label node` does; undone by putting back what
+ * the node had before the test's first change of that label.
+ */
+export function labelNode(
+  ctx: DisruptContext,
+  node: string,
+  key: string,
+  value: string | null,
+): Promise<void> {
+  return ctx.timeline.step("label", `${node} ${key}=${value ?? "(removed)"}`, async () => {
+    const undoKey = `label:${node}:${key}`;
+    const registered = ctx.undo.get(undoKey);
+    if (registered) {
+      // Put back by the test itself: nothing left to undo.
+      if (registered.original === value) ctx.undo.done(undoKey);
+    } else {
+      const before = (await ctx.k8s.core.readNode({ name: node })).metadata?.labels?.[key] ?? null;
+      if (before !== value)
+        ctx.undo.register(undoKey, {
+          what: `label ${node} ${key}=${before ?? "(removed)"}`,
+          original: before,
+          fn: () => setLabel(ctx.k8s, node, key, before),
+        });
+    }
+    await setLabel(ctx.k8s, node, key, value);
+  });
+}
+
+async function setLabel(k8s: KubeClients, node: string, key: string, value: string | null): Promise<void> {
+  await k8s.core.patchNode({ name: node, body: { metadata: { labels: { [key]: value } } } }, mergePatch);
+}
+
 export interface NodeRollOptions {
   drainTimeoutMs?: number;
   /** Runs after the cordon, before the drain (e.g. move load balancer announcements away). */

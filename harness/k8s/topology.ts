@@ -41,3 +41,39 @@ export async function hintedEndpoints(
     }))
     .sort((a, b) => a.pod.localeCompare(b.pod));
 }
+
+/**
+ * Allocatable CPU (cores) per zone over the nodes topology-mode Auto counts: Ready and not control
+ * plane. A Ready node without a zone label counts under `undefined` (it disables Auto's hints).
+ */
+export async function zoneCpu(k8s: KubeClients): Promise<Map<string | undefined, number>> {
+  const out = new Map<string | undefined, number>();
+  for (const n of (await k8s.core.listNode()).items) {
+    const labels = n.metadata?.labels ?? {};
+    if ("node-role.kubernetes.io/control-plane" in labels || "node-role.kubernetes.io/master" in labels)
+      continue;
+    if (n.status?.conditions?.find((c) => c.type === "Ready")?.status !== "True") continue;
+    const zone = labels[ZONE_LABEL] || undefined;
+    out.set(zone, (out.get(zone) ?? 0) + cpuCores(n.status?.allocatable?.cpu ?? "0"));
+  }
+  return out;
+}
+
+/** "8" → 8, "7500m" → 7.5. */
+export function cpuCores(quantity: string): number {
+  return quantity.endsWith("m") ? Number(quantity.slice(0, -1)) / 1000 : Number(quantity);
+}
+
+/** The messages of `service`'s events with `reason` (e.g. the controller's TopologyAwareHintsDisabled). */
+export async function serviceEvents(
+  k8s: KubeClients,
+  namespace: string,
+  service: string,
+  reason: string,
+): Promise<string[]> {
+  const events = await k8s.core.listNamespacedEvent({
+    namespace,
+    fieldSelector: `involvedObject.kind=Service,involvedObject.name=${service}`,
+  });
+  return events.items.filter((e) => e.reason === reason).map((e) => e.message ?? "");
+}

@@ -11,6 +11,7 @@ import { type ConfigOverrides, loadConfig } from "../../harness/core/config.ts";
 import { createLogger } from "../../harness/core/logger.ts";
 import { waitFor } from "../../harness/core/wait.ts";
 import { apiStatus, type KubeClients, kubeClients } from "../../harness/k8s/client.ts";
+import { ZONE_LABEL } from "../../harness/k8s/topology.ts";
 import { E2E_STATE_DIR, e2eConfig } from "./env.ts";
 
 export { PROXY_MODES } from "./env.ts";
@@ -163,6 +164,7 @@ export interface NodeState {
   unschedulable: boolean;
   taints: string[];
   excludedFromLoadBalancers: boolean;
+  zone?: string;
 }
 
 export async function nodeStates(k8s: KubeClients): Promise<NodeState[]> {
@@ -173,6 +175,7 @@ export async function nodeStates(k8s: KubeClients): Promise<NodeState[]> {
     taints: (n.spec?.taints ?? []).map((t) => `${t.key}:${t.effect}`).sort(),
     excludedFromLoadBalancers:
       n.metadata?.labels?.["node.kubernetes.io/exclude-from-external-load-balancers"] !== undefined,
+    ...(n.metadata?.labels?.[ZONE_LABEL] && { zone: n.metadata.labels[ZONE_LABEL] }),
   }));
 }
 
@@ -196,6 +199,8 @@ export function diffNodeStates(before: NodeState[], after: NodeState[]): string[
       leaks.push(
         `node ${b.name} ${a.excludedFromLoadBalancers ? "is" : "is no longer"} excluded from load balancers`,
       );
+    if (a.zone !== b.zone)
+      leaks.push(`node ${b.name} is in zone ${a.zone ?? "(none)"} (was ${b.zone ?? "(none)"})`);
   }
   return leaks;
 }
