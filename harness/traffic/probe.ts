@@ -16,9 +16,11 @@
  * Every run is bounded: at most --count requests (default 1) and --max-seconds of wall time (default 60).
  * --count 0 means "until stopped": the probe runs until its stdin closes (or SIGTERM), still within
  * --max-seconds. That is how continuous traffic runs through a disruption of unknown length.
+ * --serve PORT runs the control server instead (see serve()): the same runs, started, streamed and
+ * stopped over HTTP, which the harness reaches through the apiserver's pod proxy.
  */
 import { createSocket } from "node:dgram";
-import { Agent, request } from "node:http";
+import { Agent, createServer, request, type Server } from "node:http";
 import { connect, type Socket } from "node:net";
 import { parseArgs } from "node:util";
 
@@ -247,45 +249,144 @@ function classify(err: NodeJS.ErrnoException): Outcome {
   }
 }
 
+/** How long and how often a run sends: the CLI's flags and the control server's query, parsed alike. */
+export interface RunPlan {
+  options: ProbeOptions;
+  /** Requests to send; Infinity: until stopped. */
+  count: number;
+  rate: number;
+  intervalMs: number;
+  maxSeconds: number;
+}
+
+export const USAGE =
+  "usage: probe.ts --target HOST:PORT [--path P] [--mode http|keepalive|tcp|udp] [--count N] [--rate PER_S] [--interval-ms MS] [--timeout-ms MS] [--max-seconds S] [--identify] [--local-port P (not with keepalive or --identify)]\n" +
+  "       probe.ts --serve PORT   (the control server of probe-client pods: see serve())";
+
+/** Validates a run's settings (flag name → value); returns the plan or what is wrong. */
+export function parsePlan(v: Record<string, string | boolean | undefined>): RunPlan | { error: string } {
+  const str = (k: string, d: string) => (typeof v[k] === "string" ? (v[k] as string) : d);
+  const match = /^(.+):(\d+)$/.exec(str("target", ""));
+  const modes = ["http", "keepalive", "tcp", "udp"] as const;
+  const mode = modes.find((m) => m === str("mode", "http"));
+  const localPort = v["local-port"] === undefined ? undefined : Number(v["local-port"]);
+  const identify = v.identify === true || v.identify === "true" || v.identify === "1";
+  const numbers = {
+    count: Number(str("count", "1")),
+    rate: Number(str("rate", "0")),
+    intervalMs: Number(str("interval-ms", "0")),
+    timeoutMs: Number(str("timeout-ms", "2000")),
+    maxSeconds: Number(str("max-seconds", "60")),
+  };
+  const bad = Object.entries(numbers).find(([, n]) => !Number.isFinite(n) || n < 0);
+  if (!match) return { error: "--target HOST:PORT is required" };
+  if (!mode) return { error: `--mode ${str("mode", "")}: use http, keepalive, tcp or udp` };
+  if (bad) return { error: `${bad[0]} must be a number >= 0` };
+  if (localPort !== undefined && !(Number.isInteger(localPort) && localPort > 0 && localPort < 65536))
+    return { error: `--local-port ${v["local-port"]}: not a port` };
+  if (localPort !== undefined && (mode === "keepalive" || identify))
+    return { error: "--local-port goes with neither keepalive mode nor --identify" };
+  return {
+    options: {
+      host: match[1] as string,
+      port: Number(match[2]),
+      path: str("path", "/"),
+      mode,
+      ...(localPort !== undefined && { localPort }),
+      timeoutMs: numbers.timeoutMs,
+      identify,
+      ...(mode === "keepalive" && { agent: new Agent({ keepAlive: true, maxSockets: 1 }) }),
+    },
+    count: numbers.count === 0 ? Number.POSITIVE_INFINITY : Math.min(numbers.count, 1_000_000),
+    rate: numbers.rate,
+    intervalMs: numbers.intervalMs,
+    maxSeconds: numbers.maxSeconds,
+  };
+}
+
+export type ExitReason = "done" | "stopped" | "deadline";
+
+/**
+ * Sends the plan's requests one after the other, `emit`ting each entry, until the count is reached,
+ * `stopped()` says so, or max-seconds have passed; a request in flight is always finished.
+ */
+export async function runPlan(
+  plan: RunPlan,
+  stopped: () => boolean,
+  emit: (entry: ProbeEntry) => void,
+): Promise<{ count: number; reason: ExitReason }> {
+  const started = Date.now();
+  const deadline = started + plan.maxSeconds * 1000;
+  let due = started - 1000 / Math.max(plan.rate, 1);
+  let seq = 0;
+  try {
+    for (; seq < plan.count && !stopped() && Date.now() < deadline; seq++) {
+      if (plan.rate > 0) {
+        // Paced: each request is due 1/rate after the previous one's due time; a loop that fell behind
+        // catches up without sleeping, but by at most a second's worth: after an outage of timeouts the
+        // client goes on at its rate instead of bursting every missed request at once.
+        due = Math.max(due + 1000 / plan.rate, Date.now() - 1000);
+        if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+      }
+      emit(await probeOnce(seq, plan.options));
+      if (plan.intervalMs > 0) await new Promise((r) => setTimeout(r, plan.intervalMs));
+    }
+  } finally {
+    plan.options.agent?.destroy();
+  }
+  return { count: seq, reason: seq >= plan.count ? "done" : stopped() ? "stopped" : "deadline" };
+}
+
+/**
+ * Entries are batched into one write per few milliseconds: at 1000 requests/s a write per line would
+ * cost more than the requests. Returns push (one entry) and end (flush and stop the timer).
+ */
+function batcher(write: (text: string) => void) {
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length > 0) write(pending.join(""));
+    pending = [];
+  };
+  const timer = setInterval(flush, 20);
+  return {
+    push: (line: string) => {
+      pending.push(line);
+    },
+    end: () => {
+      clearInterval(timer);
+      flush();
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
+      serve: { type: "string" },
       target: { type: "string" },
-      path: { type: "string", default: "/" },
-      mode: { type: "string", default: "http" },
-      count: { type: "string", default: "1" },
-      "interval-ms": { type: "string", default: "0" },
-      rate: { type: "string", default: "0" },
-      "timeout-ms": { type: "string", default: "2000" },
-      "max-seconds": { type: "string", default: "60" },
+      path: { type: "string" },
+      mode: { type: "string" },
+      count: { type: "string" },
+      "interval-ms": { type: "string" },
+      rate: { type: "string" },
+      "timeout-ms": { type: "string" },
+      "max-seconds": { type: "string" },
       identify: { type: "boolean", default: false },
       "local-port": { type: "string" },
     },
   });
-  const match = /^(.+):(\d+)$/.exec(values.target ?? "");
-  const modes = ["http", "keepalive", "tcp", "udp"] as const;
-  const mode = modes.find((m) => m === values.mode);
-  const localPort = values["local-port"] === undefined ? undefined : Number(values["local-port"]);
-  const badPort =
-    localPort !== undefined && !(Number.isInteger(localPort) && localPort > 0 && localPort < 65536);
-  if (!match || !mode || badPort || (localPort !== undefined && (mode === "keepalive" || values.identify))) {
-    process.stderr.write(
-      "usage: probe.ts --target HOST:PORT [--path P] [--mode http|keepalive|tcp|udp] [--count N] [--rate PER_S] [--interval-ms MS] [--local-port P (not with keepalive or --identify)]\n",
-    );
+  if (values.serve !== undefined) {
+    const port = Number(values.serve);
+    const server = await serve(port);
+    process.stderr.write(`probe control server on :${(server.address() as { port: number }).port}\n`);
+    return;
+  }
+  const plan = parsePlan(values);
+  if ("error" in plan) {
+    process.stderr.write(`${plan.error}\n${USAGE}\n`);
     process.exit(2);
   }
-  const options: ProbeOptions = {
-    host: match[1] as string,
-    port: Number(match[2]),
-    path: values.path ?? "/",
-    mode,
-    ...(localPort !== undefined && { localPort }),
-    timeoutMs: Number(values["timeout-ms"]),
-    identify: values.identify === true,
-    ...(values.mode === "keepalive" && { agent: new Agent({ keepAlive: true, maxSockets: 1 }) }),
-  };
-  const untilStopped = Number(values.count) === 0;
-  const count = untilStopped ? Number.POSITIVE_INFINITY : Math.min(Number(values.count), 1_000_000);
+  const untilStopped = plan.count === Number.POSITIVE_INFINITY;
   let stopped = false;
   if (untilStopped) {
     const stop = () => {
@@ -294,37 +395,96 @@ async function main(): Promise<void> {
     process.stdin.on("end", stop).on("close", stop).on("error", stop).resume();
     process.on("SIGTERM", stop);
   }
-  const interval = Number(values["interval-ms"]);
-  const rate = Number(values.rate);
-  const started = Date.now();
-  const deadline = started + Number(values["max-seconds"]) * 1000;
-  let due = started - 1000 / Math.max(rate, 1);
-  // Entries are batched into one write per few milliseconds: at 1000 requests/s a write per line would
-  // cost more than the requests.
-  let pending: string[] = [];
-  const flush = () => {
-    if (pending.length > 0) process.stdout.write(pending.join(""));
-    pending = [];
-  };
-  const flusher = setInterval(flush, 20);
-  for (let seq = 0; seq < count && !stopped && Date.now() < deadline; seq++) {
-    if (rate > 0) {
-      // Paced: each request is due 1/rate after the previous one's due time; a loop that fell behind
-      // catches up without sleeping, but by at most a second's worth: after an outage of timeouts the
-      // client goes on at its rate instead of bursting every missed request at once.
-      due = Math.max(due + 1000 / rate, Date.now() - 1000);
-      if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
-    }
-    // Await first: `pending` is swapped by flush() meanwhile, and must be read after the request.
-    const entry = await probeOnce(seq, options);
-    pending.push(`${JSON.stringify(entry)}\n`);
-    if (interval > 0) await new Promise((r) => setTimeout(r, interval));
-  }
-  clearInterval(flusher);
-  flush();
-  options.agent?.destroy();
+  const out = batcher((text) => process.stdout.write(text));
+  await runPlan(
+    plan,
+    () => stopped,
+    (entry) => out.push(`${JSON.stringify(entry)}\n`),
+  );
+  out.end();
   // stdin (until-stopped mode) would keep the event loop alive.
   if (untilStopped) process.stdin.destroy();
+}
+
+/** The last line of a control-server run: how it ended and how many requests it sent. */
+export interface ExitRecord {
+  exit: { reason: ExitReason; count: number };
+}
+
+/**
+ * The control server a probe-client pod runs (`probe.ts --serve PORT`), reached through the apiserver's
+ * pod proxy, so traffic starts inside a pod with nothing but the Kubernetes API (no exec, no node access):
+ *
+ *   POST /runs/ID?target=HOST:PORT&rate=50&count=0&...   the CLI's flags as query parameters; the answer
+ *        streams the entries as JSON lines while the run goes, then {"exit":{"reason","count"}}
+ *   POST /runs/ID/stop    ends run ID: the request in flight finishes, the stream flushes and ends
+ *   GET  /clock           {"now": ms}: the pod's clock, to put its entries on the harness's clock
+ *   GET  /healthz         ok
+ *
+ * A run whose stream the client drops is stopped too: nothing runs that nobody reads. Runs are bounded
+ * like the CLI's (count, max-seconds).
+ */
+export function serve(port: number, host = "0.0.0.0"): Promise<Server> {
+  const runs = new Map<string, { stop: () => void }>();
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://probe");
+    const parts = url.pathname.split("/").filter(Boolean);
+    const send = (status: number, body: string, type = "text/plain") => {
+      res.writeHead(status, { "content-type": type }).end(body);
+    };
+    if (req.method === "GET" && url.pathname === "/healthz") return send(200, "ok");
+    if (req.method === "GET" && url.pathname === "/clock")
+      return send(200, JSON.stringify({ now: Date.now() }), "application/json");
+    if (req.method === "POST" && parts[0] === "runs" && parts.length === 3 && parts[2] === "stop") {
+      const run = runs.get(parts[1] as string);
+      if (!run) return send(404, `no run ${parts[1]}`);
+      run.stop();
+      return send(200, "stopping");
+    }
+    if (req.method === "POST" && parts[0] === "runs" && parts.length === 2) {
+      const id = parts[1] as string;
+      if (runs.has(id)) return send(409, `run ${id} exists`);
+      const query: Record<string, string> = Object.fromEntries(url.searchParams);
+      const plan = parsePlan(query);
+      if ("error" in plan) return send(400, `${plan.error}\n`);
+      let stopped = false;
+      runs.set(id, {
+        stop: () => {
+          stopped = true;
+        },
+      });
+      // The client went away before the run ended: stop it.
+      res.on("close", () => {
+        stopped = true;
+      });
+      res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-cache" });
+      res.flushHeaders();
+      const out = batcher((text) => res.write(text));
+      void runPlan(
+        plan,
+        () => stopped,
+        (entry) => out.push(`${JSON.stringify(entry)}\n`),
+      ).then(
+        (exit) => {
+          out.end();
+          runs.delete(id);
+          const record: ExitRecord = { exit };
+          res.end(`${JSON.stringify(record)}\n`);
+        },
+        (err: unknown) => {
+          out.end();
+          runs.delete(id);
+          res.end(`${JSON.stringify({ error: String(err) })}\n`);
+        },
+      );
+      return;
+    }
+    send(404, `no ${req.method} ${url.pathname}`);
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve(server));
+  });
 }
 
 if (import.meta.main) await main();
