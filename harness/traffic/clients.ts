@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
-import type { V1ConfigMap, V1DaemonSet, V1Pod, V1PodSpec } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Container, V1DaemonSet, V1Pod, V1PodSpec } from "@kubernetes/client-node";
 import { waitFor } from "../core/wait.ts";
 import { apiStatus, type KubeClients } from "../k8s/client.ts";
+import { PROBE_CONTROL_PORT } from "./probe-control.ts";
 import { PROBE_PATH } from "./run-probe.ts";
 import type { TrafficPath } from "./stream.ts";
 
@@ -21,17 +22,43 @@ export function probeConfigMap(): V1ConfigMap {
   return { metadata: { name: PROBE_CONFIGMAP }, data: { "probe.ts": readFileSync(PROBE_PATH, "utf8") } };
 }
 
-// The client idles; probes are exec'd into it. Exits at once on SIGTERM (Node's default).
-const PROBE_CONTAINER = {
-  name: "probe",
-  image: PROBE_IMAGE,
-  command: ["node", "-e", "setInterval(() => {}, 3_600_000)"],
-  volumeMounts: [{ name: "probe", mountPath: "/tph" }],
-};
+/**
+ * The client runs the probe's control server (probe.ts --serve): the harness starts runs through the
+ * apiserver's pod proxy, or execs the probe beside it. Ready once the server answers. Exits at once on
+ * SIGTERM (Node's default).
+ */
+function probeContainer(port = PROBE_CONTROL_PORT): V1Container {
+  return {
+    name: "probe",
+    image: PROBE_IMAGE,
+    command: ["node", PROBE_IN_POD, "--serve", String(port)],
+    ports: [{ name: CONTROL_PORT_NAME, containerPort: port }],
+    readinessProbe: { httpGet: { path: "/healthz", port }, periodSeconds: 1, failureThreshold: 3 },
+    volumeMounts: [{ name: "probe", mountPath: "/tph" }],
+  };
+}
+const CONTROL_PORT_NAME = "tph-control";
 const PROBE_VOLUME = { name: "probe", configMap: { name: PROBE_CONFIGMAP } };
 
-function probeClientSpec(): V1PodSpec {
-  return { containers: [PROBE_CONTAINER], volumes: [PROBE_VOLUME], terminationGracePeriodSeconds: 2 };
+function probeClientSpec(port?: number): V1PodSpec {
+  return { containers: [probeContainer(port)], volumes: [PROBE_VOLUME], terminationGracePeriodSeconds: 2 };
+}
+
+/**
+ * A host-network client shares its node's ports: each gets its own control port, from its name, outside
+ * the NodePort range (two on one node collide only if their names hash alike: 1 in 900).
+ */
+export function hostNetworkControlPort(name: string): number {
+  let h = 0;
+  for (const c of name) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  return 18090 + (h % 900);
+}
+
+/** The control port of a probe client pod (or of the probe container beside a backend), from its spec. */
+export function controlPortOf(pod: V1Pod): number | undefined {
+  for (const c of pod.spec?.containers ?? [])
+    for (const p of c.ports ?? []) if (p.name === CONTROL_PORT_NAME) return p.containerPort;
+  return undefined;
 }
 
 /**
@@ -43,7 +70,7 @@ export function probeClientPod(name: string, node: string, options: { hostNetwor
   return {
     metadata: { name, labels: { app: PROBE_CLIENT_LABEL } },
     spec: {
-      ...probeClientSpec(),
+      ...probeClientSpec(options.hostNetwork ? hostNetworkControlPort(name) : undefined),
       nodeSelector: { "kubernetes.io/hostname": node },
       ...(options.hostNetwork && { hostNetwork: true }),
     },
@@ -60,7 +87,10 @@ export function withProbeContainer(pod: V1Pod): V1Pod {
     ...pod,
     spec: {
       ...spec,
-      containers: [...spec.containers, PROBE_CONTAINER],
+      containers: [
+        ...spec.containers,
+        probeContainer(spec.hostNetwork ? hostNetworkControlPort(pod.metadata?.name ?? "") : undefined),
+      ],
       volumes: [...(spec.volumes ?? []), PROBE_VOLUME],
     },
   };

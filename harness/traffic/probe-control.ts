@@ -99,6 +99,8 @@ export interface RemoteRun {
   readonly done: Promise<RemoteExit>;
   /** Asks the run to stop (it finishes the request in flight, flushes, then the stream ends). */
   stop(): Promise<void>;
+  /** Drops the stream at once: the server stops a run nobody reads. */
+  abort(): void;
 }
 
 /**
@@ -148,6 +150,7 @@ export async function startRemoteRun(
   });
   return {
     done,
+    abort: () => res.destroy(),
     async stop() {
       await call(endpoint, "POST", `/runs/${id}/stop`).catch((err: unknown) => {
         // Already over (404): nothing to stop.

@@ -3,7 +3,9 @@ import type { ProbeSource, StartedCluster } from "../cluster/provider.ts";
 import { TphError } from "../core/errors.ts";
 import { run } from "../core/exec.ts";
 import { waitFor } from "../core/wait.ts";
+import { podControl, podTrafficVia, runId } from "./pod-source.ts";
 import type { Outcome, ProbeEntry } from "./probe.ts";
+import { startRemoteRun } from "./probe-control.ts";
 
 export type { ProbeSource } from "../cluster/provider.ts";
 
@@ -33,10 +35,20 @@ export async function runProbe(
 ): Promise<ProbeEntry[]> {
   const count = req.count ?? 1;
   const timeoutMs = req.timeoutMs ?? 2_000;
+  const maxSeconds = Math.ceil((count * (timeoutMs + (req.intervalMs ?? 0))) / 1000) + 5;
+  if (source.kind === "pod" && podTrafficVia() === "api") {
+    const { endpoint, offsetMs } = await podControl(cluster, source);
+    const entries: ProbeEntry[] = [];
+    const flags = { ...probeFlagRecord(req, count, timeoutMs), "max-seconds": maxSeconds };
+    const remote = await startRemoteRun(endpoint, runId(), flags, (e) => entries.push(e), { offsetMs });
+    const end = await remote.done;
+    if ("lost" in end) throw new TphError(`probe from pod ${source.namespace}/${source.name}: ${end.lost}`);
+    return entries;
+  }
   const argv = [
     ...(await cluster.probeArgv(source)),
     ...probeFlags(req, count, timeoutMs),
-    `--max-seconds=${Math.ceil((count * (timeoutMs + (req.intervalMs ?? 0))) / 1000) + 5}`,
+    `--max-seconds=${maxSeconds}`,
   ];
   const result = await run(argv, { allowFailure: true });
   if (result.exitCode !== 0)
@@ -47,19 +59,33 @@ export async function runProbe(
     .map((line) => JSON.parse(line) as ProbeEntry);
 }
 
-/** The probe's flags for a request (all but --max-seconds); count 0 means until stopped. */
+/**
+ * The probe's settings for a request (all but max-seconds), flag name → value: the control server's
+ * query. Count 0 means until stopped.
+ */
+export function probeFlagRecord(
+  req: ProbeRequest,
+  count: number,
+  timeoutMs: number,
+): Record<string, string | number | boolean> {
+  return {
+    target: req.target,
+    path: req.path ?? "/",
+    mode: req.mode ?? "http",
+    count,
+    "interval-ms": req.intervalMs ?? 0,
+    rate: req.rate ?? 0,
+    "timeout-ms": timeoutMs,
+    ...(req.identify && { identify: true }),
+    ...(req.localPort !== undefined && { "local-port": req.localPort }),
+  };
+}
+
+/** The same as command-line flags. */
 export function probeFlags(req: ProbeRequest, count: number, timeoutMs: number): string[] {
-  return [
-    `--target=${req.target}`,
-    `--path=${req.path ?? "/"}`,
-    `--mode=${req.mode ?? "http"}`,
-    `--count=${count}`,
-    `--interval-ms=${req.intervalMs ?? 0}`,
-    `--rate=${req.rate ?? 0}`,
-    `--timeout-ms=${timeoutMs}`,
-    ...(req.identify ? ["--identify"] : []),
-    ...(req.localPort !== undefined ? [`--local-port=${req.localPort}`] : []),
-  ];
+  return Object.entries(probeFlagRecord(req, count, timeoutMs)).map(([k, v]) =>
+    v === true ? `--${k}` : `--${k}=${v}`,
+  );
 }
 
 /** The address part of agnhost's `/clientip` answer ("10.250.0.200:41234" → "10.250.0.200"). */

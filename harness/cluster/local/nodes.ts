@@ -9,6 +9,8 @@ import { run } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
 import { waitFor } from "../../core/wait.ts";
 import { kubeClients } from "../../k8s/client.ts";
+import { PROBE_IN_POD } from "../../traffic/clients.ts";
+import { PROBE_PATH } from "../../traffic/run-probe.ts";
 import type { AgentConfig } from "./agent/config.ts";
 import type { BinarySet } from "./binaries.ts";
 import { CNI_USER } from "./bootstrap.ts";
@@ -123,10 +125,11 @@ export async function prepareNode(ctx: NodeContext, node: LocalNode, stack: Clea
     cniKubeconfig: kubeconfig("cni"),
     podsDir: join(node.dir, "pods"),
     labels: node.labels,
-    // agnhost → the built binary; node (the probe clients' image) → this Node, which runs probe.ts as is.
+    // agnhost → the built binary; node (the probe clients' image) → this Node, which runs this
+    // checkout's probe.ts where the pod would find the one mounted from the ConfigMap.
     images: [
       { repositorySuffix: "agnhost", binary: ctx.binaries.paths.agnhost },
-      { repositorySuffix: "node", binary: process.execPath },
+      { repositorySuffix: "node", binary: process.execPath, files: { [PROBE_IN_POD]: PROBE_PATH } },
     ],
     kubeletVersion: ctx.binaries.versions.kubernetes ?? "",
     leaseDurationSeconds: 40,

@@ -33,4 +33,10 @@ export interface ImageMapping {
   binary: string;
   /** Arguments placed before the container's args when the container gives no `command`. */
   entrypointArgs?: string[];
+  /**
+   * Files the image's pods find in volumes, as paths on this machine: an argument equal to a key is
+   * replaced by its value (volumes are not mounted here; the probe clients' /tph/probe.ts is this
+   * checkout's probe.ts).
+   */
+  files?: Record<string, string>;
 }

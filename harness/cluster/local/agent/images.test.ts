@@ -55,4 +55,16 @@ describe("resolveProgram", () => {
   it("does not match a repository that merely ends in the same letters", () => {
     expect(resolveProgram({ name: "c", image: "example.com/notagnhost:1" }, images).ok).toBe(false);
   });
+
+  it("puts this machine's file where the image's pods would find a mounted one", () => {
+    const node = [
+      { repositorySuffix: "node", binary: "/usr/bin/node", files: { "/tph/probe.ts": "/repo/probe.ts" } },
+    ];
+    expect(
+      resolveProgram(
+        { name: "probe", image: "node:24-alpine", command: ["node", "/tph/probe.ts", "--serve", "8090"] },
+        node,
+      ),
+    ).toEqual({ ok: true, argv: ["/usr/bin/node", "/repo/probe.ts", "--serve", "8090"] });
+  });
 });

@@ -25,6 +25,7 @@ export function resolveProgram(container: V1Container, images: ImageMapping[]): 
     };
   }
   const args = container.args ?? [];
+  const file = (arg: string) => mapping.files?.[arg] ?? arg;
   if (container.command && container.command.length > 0) {
     const [program, ...rest] = container.command;
     const name = mapping.binary.split("/").pop() ?? "";
@@ -35,7 +36,7 @@ export function resolveProgram(container: V1Container, images: ImageMapping[]): 
         message: `command "${program}" is not the program of image "${image}" (${name}); the local provider runs only that program`,
       };
     }
-    return { ok: true, argv: [mapping.binary, ...rest, ...args] };
+    return { ok: true, argv: [mapping.binary, ...[...rest, ...args].map(file)] };
   }
-  return { ok: true, argv: [mapping.binary, ...(mapping.entrypointArgs ?? []), ...args] };
+  return { ok: true, argv: [mapping.binary, ...[...(mapping.entrypointArgs ?? []), ...args].map(file)] };
 }
