@@ -61,7 +61,15 @@ const common = {
     type: "string",
     help: `cluster name, 1-8 of [a-z0-9] (default ${DEFAULTS.clusterName}, or TPH_CLUSTER)`,
   },
-  provider: { type: "string", help: `local or kind (default ${DEFAULTS.provider}, or TPH_PROVIDER)` },
+  provider: {
+    type: "string",
+    help: `local, kind or kubeconfig (default ${DEFAULTS.provider}, or TPH_PROVIDER)`,
+  },
+  kubeconfig: {
+    type: "string",
+    help: "kubeconfig provider: the cluster's kubeconfig (default $KUBECONFIG, then ~/.kube/config)",
+  },
+  context: { type: "string", help: "kubeconfig provider: the kubeconfig context to use" },
   verbose: { type: "boolean", short: "v", help: "print every command run and more detail" },
   quiet: { type: "boolean", short: "q", help: "print warnings and errors only" },
   help: { type: "boolean", short: "h", help: "show this help" },
@@ -132,7 +140,7 @@ const commands: Record<string, Command> = {
   run: {
     summary: "run the conformance suites: verdict table, JUnit and per-test ledgers; non-zero on any failure",
     usage:
-      "tph run [--provider local|kind] [--proxy-mode MODE] [--suite NAME[,NAME...]] [--artifacts DIR] [--retain] [--use-running] [--repeat N] [--no-install]",
+      "tph run [--provider local|kind|kubeconfig] [--proxy-mode MODE] [--suite NAME[,NAME...]] [--artifacts DIR] [--retain] [--use-running] [--repeat N] [--no-install] [--kubeconfig FILE [--context NAME] [--allow-disruption] [--client-ip IP]]",
     options: {
       ...common,
       "proxy-mode": {
@@ -168,6 +176,14 @@ const commands: Record<string, Command> = {
       "no-install": {
         type: "boolean",
         help: "never install missing Debian packages (the preflight then stops, naming each and its package)",
+      },
+      "allow-disruption": {
+        type: "boolean",
+        help: "kubeconfig provider: also run the suites that cordon, drain and taint nodes (they undo it)",
+      },
+      "client-ip": {
+        type: "string",
+        help: "kubeconfig provider: the source IP this machine's requests carry (default: from the route to the nodes)",
       },
       scenario: {
         type: "string",
@@ -672,6 +688,12 @@ export async function main(argv: string[]): Promise<number> {
   const overrides: ConfigOverrides = { cluster: {} };
   if (typeof values.name === "string") overrides.clusterName = values.name;
   if (typeof values.provider === "string") overrides.provider = parseProvider(values.provider);
+  const target: NonNullable<ConfigOverrides["target"]> = {};
+  if (typeof values.kubeconfig === "string") target.kubeconfig = values.kubeconfig;
+  if (typeof values.context === "string") target.context = values.context;
+  if (values["allow-disruption"] === true) target.allowDisruption = true;
+  if (typeof values["client-ip"] === "string") target.clientIP = values["client-ip"];
+  overrides.target = target;
   if (values.verbose) overrides.logLevel = "verbose";
   if (values.quiet) overrides.logLevel = "quiet";
   if (typeof values["node-subnet"] === "string")

@@ -1,4 +1,5 @@
-import { appendFile, mkdir, readdir, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, appendFile, mkdir, readdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { getProvider } from "../cluster/providers.ts";
 import { type HarnessConfig, parseProxyMode } from "../core/config.ts";
@@ -130,6 +131,7 @@ export async function runSuites(config: HarnessConfig, options: RunOptions, logg
 
   // The suites read their settings from the environment (vitest runs them in worker processes).
   process.env.TPH_PROVIDER = config.provider;
+  if (config.provider === "kubeconfig") await targetEnvironment(config, logger);
   if (options.retain) process.env.TPH_RETAIN = "1";
 
   if (repeat === 1) {
@@ -189,6 +191,9 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
       // One line per test as it starts and ends (where the run is, in CI logs too), then vitest's own
       // summary with the failures in full.
       reporters: [new ProgressReporter(), "default"],
+      // A user who may not write the checkout (an unprivileged run against a cluster tph did not
+      // create) runs without vitest's results cache.
+      ...(!(await writable(join(config.repoRoot, "node_modules"))) && { cache: false as const }),
     },
   );
   let rows: Row[];
@@ -214,4 +219,34 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
   const report = await writeHtmlReport(artifacts);
   process.stdout.write(`artifacts: ${junit}, ${report} and ${join(artifacts, "ledgers")}/\n`);
   return { rows, code: exitCode(countRows(rows)), wallMs: Date.now() - start };
+}
+
+/**
+ * A cluster tph did not create: its kubeconfig settings go to the suites' workers, and the suites run
+ * under the one proxy mode its kube-proxy has (--proxy-mode, else what the cluster publishes).
+ */
+async function targetEnvironment(config: HarnessConfig, logger: Logger): Promise<void> {
+  process.env.TPH_KUBECONFIG = config.target.kubeconfig;
+  if (config.target.context) process.env.TPH_CONTEXT = config.target.context;
+  if (config.target.allowDisruption) process.env.TPH_ALLOW_DISRUPTION = "1";
+  if (config.target.clientIP) process.env.TPH_CLIENT_IP = config.target.clientIP;
+  if (process.env.TPH_PROXY_MODE) return;
+  const cluster = await getProvider(config.provider).attach(config, logger);
+  const mode = cluster?.versions.proxyMode;
+  if (!mode)
+    throw new UsageError(
+      "cannot tell which mode the cluster's kube-proxy runs in (no kube-system/kube-proxy ConfigMap)",
+      "say it: --proxy-mode iptables|nftables|ipvs",
+    );
+  process.env.TPH_PROXY_MODE = parseProxyMode(mode);
+  logger.info(`the cluster's kube-proxy runs in ${mode} mode`);
+}
+
+async function writable(dir: string): Promise<boolean> {
+  try {
+    await access(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1,15 +1,20 @@
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../core/config.ts";
 import { kindProvider } from "./kind/provider.ts";
 import { localProvider } from "./local/provider.ts";
 import { unmetNeeds, zonesMissing } from "./provider.ts";
 
+const config = loadConfig({}, {});
+
 describe("unmetNeeds", () => {
   it("names each missing capability, what it is and the provider", () => {
-    expect(unmetNeeds("local", localProvider.capabilities, ["nodePower", "externalIPs"])).toBeUndefined();
-    expect(unmetNeeds("kind", kindProvider.capabilities, ["nodePower", "externalIPs"])).toBe(
+    expect(
+      unmetNeeds("local", localProvider.capabilities(config), ["nodePower", "externalIPs"]),
+    ).toBeUndefined();
+    expect(unmetNeeds("kind", kindProvider.capabilities(config), ["nodePower", "externalIPs"])).toBe(
       "needs externalIPs (route a Service's spec.externalIPs to a node): provider kind cannot",
     );
-    expect(unmetNeeds("kind", kindProvider.capabilities, [])).toBeUndefined();
+    expect(unmetNeeds("kind", kindProvider.capabilities(config), [])).toBeUndefined();
   });
 });
 

@@ -8,8 +8,11 @@ import type { Logger } from "../core/logger.ts";
  */
 export interface ClusterProvider {
   readonly name: string;
-  /** What its clusters can do; suites state what they need and skip, with the reason, what they cannot. */
-  readonly capabilities: Capabilities;
+  /**
+   * What its clusters can do under `config` (known before any cluster exists); suites state what they
+   * need and skip, with the reason, what they cannot. A cluster may narrow this once attached (`detected`).
+   */
+  capabilities(config: HarnessConfig): Capabilities;
   /**
    * Readies this machine for a run of the suites, after the preflight: builds or fetches what the
    * configuration asks for (binaries, kube-proxy releases) and clears leftovers of an earlier run that died.
@@ -124,6 +127,11 @@ export interface ClusterNode {
  */
 export const DRAIN_KEEPS_ANNOTATION = "tph.local/placeholder";
 
+/** On a cluster tph attached to, the namespaces a run made carry this label ("true")... */
+export const MANAGED_LABEL = "tph.io/managed";
+/** ...and this annotation, "<hostname>/<pid>" of the process that made them (gc removes a dead one's). */
+export const HOLDER_ANNOTATION = "tph.io/holder";
+
 /** The network outside the cluster that external clients and LoadBalancer addresses live on. */
 export interface ExternalNetwork {
   subnet: string;
@@ -182,7 +190,11 @@ export interface StartedCluster extends AsyncDisposable {
   icmpRateLimited?(node: string): Promise<number>;
   /** Runs a command as the external client: outside every node, with `network.clientIP` as source. */
   runExternal?(argv: string[], options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<ExecResult>;
-  /** Node lifecycle operations, where the provider supports them (both providers do). */
+  /** What attaching found the cluster can do, where the provider could not know it before (MetalLB present?). */
+  readonly detected?: Partial<Capabilities>;
+  /** How traffic starts in pods here when not the default: "api" (pods/proxy) where exec is not ours to use. */
+  readonly podTraffic?: "api";
+  /** Node lifecycle operations, where the provider supports them. */
   readonly nodeOps?: NodeOperations;
   /**
    * A kube-proxy of `version` as NodeOperations.replaceKubeProxy takes it (a binary built or cached here;

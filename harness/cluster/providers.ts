@@ -1,5 +1,6 @@
 import type { ProviderName } from "../core/config.ts";
 import { kindProvider } from "./kind/provider.ts";
+import { kubeconfigProvider } from "./kubeconfig/provider.ts";
 import { localProvider } from "./local/provider.ts";
 import type { ClusterProvider } from "./provider.ts";
 
@@ -10,5 +11,7 @@ export function getProvider(name: ProviderName): ClusterProvider {
       return localProvider;
     case "kind":
       return kindProvider;
+    case "kubeconfig":
+      return kubeconfigProvider;
   }
 }

@@ -23,6 +23,19 @@ export interface HarnessConfig {
   logLevel: LogLevel;
   cluster: ClusterConfig;
   kind: KindConfig;
+  target: TargetConfig;
+}
+
+/** Settings only the kubeconfig provider reads: a cluster tph did not create. */
+export interface TargetConfig {
+  /** The kubeconfig file (--kubeconfig, TPH_KUBECONFIG; default $KUBECONFIG, then ~/.kube/config). */
+  kubeconfig: string;
+  /** Its context to use (--context, TPH_CONTEXT); default its current context. */
+  context?: string;
+  /** Run suites that cordon, drain or taint nodes (--allow-disruption, TPH_ALLOW_DISRUPTION=1). */
+  allowDisruption: boolean;
+  /** The source IP a preserving path must show (--client-ip, TPH_CLIENT_IP); default: detected. */
+  clientIP?: string;
 }
 
 /** Settings only the kind provider reads. */
@@ -35,8 +48,8 @@ export interface KindConfig {
   disableDefaultCNI: boolean;
 }
 
-export type ProviderName = "local" | "kind";
-export const PROVIDERS: readonly ProviderName[] = ["local", "kind"];
+export type ProviderName = "local" | "kind" | "kubeconfig";
+export const PROVIDERS: readonly ProviderName[] = ["local", "kind", "kubeconfig"];
 
 export interface ClusterConfig {
   /** The cluster network: the host's one link, the control plane, nodes, external clients, MetalLB pool. */
@@ -93,9 +106,10 @@ export const DEFAULTS = {
   proxyMode: "iptables",
 } as const;
 
-export type ConfigOverrides = Partial<Omit<HarnessConfig, "cluster" | "kind">> & {
+export type ConfigOverrides = Partial<Omit<HarnessConfig, "cluster" | "kind" | "target">> & {
   cluster?: Partial<ClusterConfig>;
   kind?: Partial<KindConfig>;
+  target?: Partial<TargetConfig>;
 };
 
 export function loadConfig(
@@ -105,6 +119,7 @@ export function loadConfig(
   const home = env.HOME || homedir();
   const config: HarnessConfig = {
     kind: { disableDefaultCNI: false },
+    target: { kubeconfig: "", allowDisruption: false },
     clusterName: overrides.clusterName ?? env.TPH_CLUSTER ?? DEFAULTS.clusterName,
     provider: overrides.provider ?? parseProvider(env.TPH_PROVIDER ?? DEFAULTS.provider),
     stateDir: resolve(
@@ -149,6 +164,19 @@ export function loadConfig(
     ...(kindVersion && { kubernetesVersion: kindVersion }),
     ...(kindImage && { nodeImage: kindImage }),
     disableDefaultCNI: overrides.kind?.disableDefaultCNI ?? env.TPH_KIND_DISABLE_CNI === "true",
+  };
+  const context = overrides.target?.context ?? env.TPH_CONTEXT;
+  const clientIP = overrides.target?.clientIP ?? env.TPH_CLIENT_IP;
+  config.target = {
+    kubeconfig: resolve(
+      overrides.target?.kubeconfig ??
+        env.TPH_KUBECONFIG ??
+        env.KUBECONFIG?.split(":")[0] ??
+        join(home, ".kube/config"),
+    ),
+    ...(context && { context }),
+    allowDisruption: overrides.target?.allowDisruption ?? env.TPH_ALLOW_DISRUPTION === "1",
+    ...(clientIP && { clientIP }),
   };
   validateClusterName(config.clusterName);
   return config;

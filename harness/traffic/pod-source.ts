@@ -8,9 +8,11 @@ import { type ControlEndpoint, clockOffset, podProxyEndpoint } from "./probe-con
  * How traffic starts inside a pod: "api" — through the probe client's control server, reached by the
  * apiserver's pod proxy (no exec, no node access: what works on any cluster); "exec" — the provider
  * runs the probe program in the pod (ip netns exec here, kubectl exec on kind). One switch, here:
- * TPH_POD_TRAFFIC.
+ * TPH_POD_TRAFFIC, unless the cluster's provider allows only "api".
  */
-export function podTrafficVia(): "api" | "exec" {
+export function podTrafficVia(cluster?: StartedCluster): "api" | "exec" {
+  // A provider that may not exec into pods (a cluster tph did not create) says so.
+  if (cluster?.podTraffic) return cluster.podTraffic;
   const v = process.env.TPH_POD_TRAFFIC ?? "exec";
   if (v !== "api" && v !== "exec") throw new TphError(`TPH_POD_TRAFFIC=${v}: use api or exec`);
   return v;

@@ -36,7 +36,7 @@ export async function runProbe(
   const count = req.count ?? 1;
   const timeoutMs = req.timeoutMs ?? 2_000;
   const maxSeconds = Math.ceil((count * (timeoutMs + (req.intervalMs ?? 0))) / 1000) + 5;
-  if (source.kind === "pod" && podTrafficVia() === "api") {
+  if (source.kind === "pod" && podTrafficVia(cluster) === "api") {
     const { endpoint, offsetMs } = await podControl(cluster, source);
     const entries: ProbeEntry[] = [];
     const flags = { ...probeFlagRecord(req, count, timeoutMs), "max-seconds": maxSeconds };

@@ -72,7 +72,7 @@ export async function startTraffic(
     paths.map(async (p): Promise<() => Promise<PathRunner>> => {
       const req = { ...p, rate: p.rate ?? 50 };
       const timeoutMs = p.timeoutMs ?? 1_000;
-      if (p.source.kind === "pod" && podTrafficVia() === "api") {
+      if (p.source.kind === "pod" && podTrafficVia(cluster) === "api") {
         const { endpoint, offsetMs, alive } = await podControl(cluster, p.source);
         const flags = { ...probeFlagRecord(req, 0, timeoutMs), "max-seconds": maxSeconds };
         return () => remoteRunner(endpoint, flags, record(p), offsetMs, alive);

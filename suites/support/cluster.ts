@@ -1,7 +1,10 @@
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
 import {
   type Capability,
+  HOLDER_ANNOTATION,
+  MANAGED_LABEL,
   type StartedCluster,
   unmetNeeds,
   zonesMissing,
@@ -51,40 +54,47 @@ export function useCluster(
   let cluster: StartedCluster | undefined;
   let k8s: KubeClients | undefined;
   let skipReason: string | undefined;
-  const ns = REUSE ? `tph-${overrides.clusterName}` : "default";
+  // A cluster this suite does not make (one left running by `tph up`, or the kubeconfig provider's):
+  // the suite works in a namespace of its own there and deletes it afterwards.
+  const wanted = REUSE ? loadConfig({}) : e2eConfig(overrides);
+  const provider = getProvider(wanted.provider);
+  const attached = REUSE !== undefined || !provider.capabilities(wanted).createClusters;
+  const ns = attached ? `tph-${overrides.clusterName}` : "default";
   beforeAll(async () => {
     // Decided before any cluster is made: a suite the provider cannot serve costs nothing.
-    const providerName = REUSE ? loadConfig({}).provider : e2eConfig(overrides).provider;
-    const provider = getProvider(providerName);
-    skipReason = unmetNeeds(provider.name, provider.capabilities, needs);
+    skipReason = unmetNeeds(provider.name, provider.capabilities(wanted), needs);
     if (skipReason) return;
-    if (REUSE) {
-      const config = loadConfig({
-        clusterName: REUSE,
-        ...(REUSE_STATE_DIR && { stateDir: REUSE_STATE_DIR }),
-      });
+    if (attached) {
+      const config = REUSE
+        ? loadConfig({ clusterName: REUSE, ...(REUSE_STATE_DIR && { stateDir: REUSE_STATE_DIR }) })
+        : wanted;
       cluster = await getProvider(config.provider).attach(config, createLogger("quiet"));
       if (!cluster) throw new Error(`cluster ${REUSE} is not running (start it with tph up --name ${REUSE})`);
       k8s = kubeClients(cluster.kubeconfigPath);
+      skipReason = unmetNeeds(
+        cluster.provider,
+        { ...provider.capabilities(wanted), ...cluster.detected },
+        needs,
+      );
+      if (skipReason) return;
+      const nodes = await cluster.nodes();
       const needed = overrides.cluster?.nodes?.length ?? 2;
-      const have = (await cluster.nodes()).length;
-      if (have < needed) {
-        skipReason = `needs ${needed} worker nodes; cluster ${REUSE} has ${have} (tph up --nodes ${needed})`;
+      if (nodes.length < needed) {
+        skipReason = `needs ${needed} worker nodes; cluster ${cluster.name} has ${nodes.length}${REUSE ? ` (tph up --nodes ${needed})` : ""}`;
         return;
       }
       const missingZones = zonesMissing(
         (overrides.cluster?.nodes ?? []).map((n) => n.zone),
-        (await cluster.nodes()).map((n) => n.zone),
+        nodes.map((n) => n.zone),
       );
       if (missingZones.length > 0) {
-        skipReason = `needs nodes in zones ${missingZones.join(", ")}; cluster ${REUSE} lacks them (give tph up a cluster file with zones)`;
+        skipReason = `needs nodes in zones ${missingZones.join(", ")}; cluster ${cluster.name} lacks them${REUSE ? " (give tph up a cluster file with zones)" : ""}`;
         return;
       }
       await recreateNamespace(k8s, ns);
       return;
     }
-    const config = e2eConfig(overrides);
-    cluster = await getProvider(config.provider).up(config, { logger: createLogger(config.logLevel) });
+    cluster = await provider.up(wanted, { logger: createLogger(wanted.logLevel) });
     k8s = kubeClients(cluster.kubeconfigPath);
   });
   let baseline: NodeState[] = [];
@@ -103,8 +113,8 @@ export function useCluster(
     if (leaks.length > 0) throw new Error(`the test left the cluster changed: ${leaks.join("; ")}`);
   });
   afterAll(async () => {
-    if (REUSE) {
-      if (k8s && !skipReason && process.env.TPH_RETAIN !== "1")
+    if (attached) {
+      if (k8s && process.env.TPH_RETAIN !== "1")
         await k8s.core.deleteNamespace({ name: ns }).catch(() => undefined);
       return;
     }
@@ -154,7 +164,16 @@ async function recreateNamespace(k8s: KubeClients, name: string): Promise<void> 
     },
     { description: `namespace ${name} from an earlier run to go`, timeoutMs: 120_000, intervalMs: 500 },
   );
-  await k8s.core.createNamespace({ body: { metadata: { name } } });
+  // Labelled as tph's and annotated with who made it: `tph gc` finds it after a crash.
+  await k8s.core.createNamespace({
+    body: {
+      metadata: {
+        name,
+        labels: { [MANAGED_LABEL]: "true" },
+        annotations: { [HOLDER_ANNOTATION]: `${hostname()}/${process.pid}` },
+      },
+    },
+  });
 }
 
 /** What a test may change on a node and must put back. */

@@ -56,7 +56,7 @@ export function createKindProvider(
 ): ClusterProvider {
   return {
     name: "kind",
-    capabilities: {
+    capabilities: () => ({
       createClusters: true,
       nodeDisruption: true,
       nodePower: true,
@@ -65,7 +65,7 @@ export function createKindProvider(
       externalClient: true,
       // Nothing routes an address from the client container to one node for spec.externalIPs.
       externalIPs: false,
-    },
+    }),
 
     async prepareRun(config, { logger }) {
       await this.gc(config, { logger, all: true });

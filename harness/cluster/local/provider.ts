@@ -58,7 +58,7 @@ import { teardownCluster } from "./teardown.ts";
 
 export const localProvider: ClusterProvider = {
   name: "local",
-  capabilities: {
+  capabilities: () => ({
     createClusters: true,
     nodeDisruption: true,
     nodePower: true,
@@ -66,7 +66,7 @@ export const localProvider: ClusterProvider = {
     l2LoadBalancer: true,
     externalClient: true,
     externalIPs: true,
-  },
+  }),
 
   async prepareRun(config, { logger }) {
     await ensureBinaries(config, logger);
