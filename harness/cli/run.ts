@@ -1,6 +1,7 @@
 import { constants } from "node:fs";
 import { access, appendFile, mkdir, readdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import type { InlineConfig } from "vite";
 import { getProvider } from "../cluster/providers.ts";
 import { type HarnessConfig, parseProxyMode } from "../core/config.ts";
 import { TphError, UsageError } from "../core/errors.ts";
@@ -181,7 +182,10 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
   // Read by the suites' ledgers: each repetition's ledgers go to its own directory.
   process.env.TPH_ARTIFACTS = artifacts;
   const { startVitest } = await import("vitest/node");
+  const canWrite = await writable(join(config.repoRoot, "node_modules"));
+  const viteOverrides: InlineConfig = canWrite ? {} : { configLoader: "runner" };
   const vitest = await startVitest(
+    "test",
     chosen.map((s) => `suites/${s}.e2e.ts`),
     {
       root: config.repoRoot,
@@ -192,9 +196,11 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
       // summary with the failures in full.
       reporters: [new ProgressReporter(), "default"],
       // A user who may not write the checkout (an unprivileged run against a cluster tph did not
-      // create) runs without vitest's results cache.
-      ...(!(await writable(join(config.repoRoot, "node_modules"))) && { cache: false as const }),
+      // create) runs without vitest's results cache...
+      ...(!canWrite && { cache: false as const }),
     },
+    // ...and has Vite import vitest.config.ts without bundling it to a file in node_modules first.
+    viteOverrides,
   );
   let rows: Row[];
   try {

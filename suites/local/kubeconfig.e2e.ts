@@ -13,7 +13,7 @@ import { nodeStates, useCluster } from "../support/cluster.ts";
  * its capabilities allow pass; the rest are skipped with their reasons; disruption runs only when
  * allowed; afterwards the cluster has nothing of the run.
  */
-const UNPRIVILEGED = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+const UNPRIVILEGED = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
 
 describe("the kubeconfig provider", () => {
   const f = useCluster({ clusterName: "kcfg", cluster: { nodes: [{}, {}, {}] } });

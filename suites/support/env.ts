@@ -7,8 +7,13 @@ import {
   parseProxyMode,
 } from "../../harness/core/config.ts";
 
-/** State of e2e clusters lives apart from a user's own clusters, so gc in the suites never touches those. */
-export const E2E_STATE_DIR = process.env.TPH_E2E_STATE_DIR ?? "/tmp/tph-e2e/state";
+/**
+ * State of e2e clusters lives apart from a user's own clusters, so gc in the suites never touches those;
+ * and per user: an unprivileged run (the kubeconfig provider's) cannot write root's.
+ */
+const uid = process.getuid?.() ?? 0;
+export const E2E_STATE_DIR =
+  process.env.TPH_E2E_STATE_DIR ?? (uid === 0 ? "/tmp/tph-e2e/state" : `/tmp/tph-e2e-${uid}/state`);
 
 export function e2eConfig(overrides: ConfigOverrides = {}): HarnessConfig {
   // TPH_PROVIDER=kind runs the same suites on kind (the users' workflow does).
