@@ -7,8 +7,10 @@ import { parse } from "yaml";
 import { loadConfig } from "../../core/config.ts";
 import { TphError } from "../../core/errors.ts";
 import { createMemoryLogger } from "../../core/logger.ts";
+import { loadManifest } from "../../metallb/manifests.ts";
 import { kindConfig, V1ALPHA4_FIELDS } from "./config.ts";
-import { createKindProvider } from "./provider.ts";
+import { createKindProvider, PRELOAD_IMAGES } from "./provider.ts";
+import { type FakeKind, pathOf, startFakeApiServer } from "./testdata/fake-apiserver.ts";
 
 /**
  * kind cannot run on our machines (no Docker engine), so these tests put fake `kind` and `docker`
@@ -126,6 +128,138 @@ describe("kind provider up", () => {
       /not of the form vX.Y.Z/,
     );
     expect((await calls()).map((c) => c.slice(0, 2).join(" "))).toEqual(["docker version"]);
+  });
+});
+
+describe("kind provider up, to the end", () => {
+  it("creates, loads images, starts the client, installs MetalLB with a pool; then the cluster's methods work and delete leaves nothing", async () => {
+    const manifest = await loadManifest(config().repoRoot);
+    // Discovery for every kind bring-up applies, plus what the cluster's methods read.
+    const kinds = new Map<string, FakeKind>();
+    for (const o of manifest)
+      kinds.set(`${o.apiVersion} ${o.kind}`, {
+        apiVersion: o.apiVersion ?? "",
+        kind: o.kind ?? "",
+        namespaced: o.metadata?.namespace !== undefined,
+      });
+    for (const k of [
+      { apiVersion: "metallb.io/v1beta1", kind: "IPAddressPool", namespaced: true },
+      { apiVersion: "metallb.io/v1beta1", kind: "L2Advertisement", namespaced: true },
+      { apiVersion: "v1", kind: "Node", namespaced: false },
+      { apiVersion: "apps/v1", kind: "DaemonSet", namespaced: true },
+    ])
+      kinds.set(`${k.apiVersion} ${k.kind}`, k);
+    const node = (name: string, labels: Record<string, string>, ip: string) => ({
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: { name, labels: { "kubernetes.io/hostname": name, ...labels } },
+      status: {
+        addresses: [{ type: "InternalIP", address: ip }],
+        conditions: [{ type: "Ready", status: "True" }],
+      },
+    });
+    const api = await startFakeApiServer(
+      [...kinds.values()],
+      [
+        node("tph-x-control-plane", { "node-role.kubernetes.io/control-plane": "" }, "172.18.0.3"),
+        node("tph-x-worker", { "topology.kubernetes.io/zone": "a" }, "172.18.0.2"),
+        node("tph-x-worker2", { "topology.kubernetes.io/zone": "b" }, "172.18.0.4"),
+        {
+          apiVersion: "apps/v1",
+          kind: "DaemonSet",
+          metadata: { name: "kube-proxy", namespace: "kube-system" },
+          spec: {
+            template: {
+              spec: { containers: [{ name: "kube-proxy", image: "registry.k8s.io/kube-proxy:v1.37.2" }] },
+            },
+          },
+        },
+      ],
+    );
+    try {
+      process.env.FAKE_KIND_API = api.url;
+      const started: string[] = [];
+      const client = {
+        start: async (name: string) => {
+          started.push(name);
+          return { id: "c0ffee", ip: "172.18.0.9" };
+        },
+      };
+      const logger = createMemoryLogger();
+      const cluster = await createKindProvider(client).up(config(), { logger });
+      const dir = join(stateDir, "x");
+
+      // What it ran, in order: kind's own steps and image loading, nothing else.
+      const made = (await calls()).map((c) => c.join(" "));
+      expect(made).toEqual([
+        "docker version --format {{.Server.Version}}",
+        "kind get clusters",
+        `kind create cluster --name tph-x --config ${dir}/kind-config.yaml --kubeconfig ${dir}/kubeconfig --wait 5m`,
+        ...PRELOAD_IMAGES.flatMap((image) => [
+          `docker image inspect ${image}`,
+          `kind load docker-image ${image} --name tph-x`,
+        ]),
+        "docker network inspect kind",
+        "docker network inspect kind",
+      ]);
+      expect(started).toEqual(["x"]);
+
+      // MetalLB: every object of the pinned manifest applied, then a pool on the kind network and its L2Advertisement.
+      for (const o of manifest) {
+        const k = kinds.get(`${o.apiVersion} ${o.kind}`) as FakeKind;
+        expect(api.requests).toContain(`PATCH ${pathOf(k, o.metadata?.name ?? "", o.metadata?.namespace)}`);
+      }
+      const pool = api.objects.get(
+        "/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools/tph-pool",
+      );
+      const range = (pool?.spec as { addresses?: string[] } | undefined)?.addresses?.[0] ?? "";
+      expect(range).toMatch(/^172\.18\.\d+\.\d+-172\.18\.\d+\.\d+$/);
+      // Never an address docker handed out (nodes, gateway, the client container).
+      for (const used of ["172.18.0.1", "172.18.0.2", "172.18.0.3", "172.18.0.9"])
+        expect(range.split("-")).not.toContain(used);
+      expect(
+        api.objects.get("/apis/metallb.io/v1beta1/namespaces/metallb-system/l2advertisements/tph-pool")?.spec,
+      ).toEqual({
+        ipAddressPools: ["tph-pool"],
+      });
+      const state = JSON.parse(await readFile(join(dir, "state.json"), "utf8"));
+      expect(state).toMatchObject({
+        phase: "ready",
+        kindName: "tph-x",
+        client: { id: "c0ffee", ip: "172.18.0.9" },
+      });
+      expect(cluster.network).toEqual({
+        subnet: "172.18.0.0/16",
+        loadBalancerRange: range,
+        clientIP: "172.18.0.9",
+      });
+
+      // The cluster's methods, through the API kind's kubeconfig points at.
+      expect(await cluster.nodes()).toEqual([
+        { name: "tph-x-worker", role: "worker", internalIP: "172.18.0.2", zone: "a" },
+        { name: "tph-x-worker2", role: "worker", internalIP: "172.18.0.4", zone: "b" },
+      ]);
+      expect(await cluster.kubeProxyRelease?.()).toEqual({
+        version: "v1.37.2",
+        ref: "registry.k8s.io/kube-proxy:v1.37.2",
+      });
+      await cluster.nodeOps?.stop("tph-x-worker");
+      await cluster.nodeOps?.start("tph-x-worker");
+      expect((await calls()).slice(-2).map((c) => c.join(" "))).toEqual([
+        "docker stop tph-x-worker",
+        "docker start tph-x-worker",
+      ]);
+      expect(api.requests).toContain("GET /api/v1/nodes/tph-x-worker");
+
+      await cluster.delete();
+      expect((await calls()).slice(-2).map((c) => c.join(" "))).toEqual([
+        "kind delete cluster --name tph-x",
+        "docker ps -aq --filter label=tph.cluster=x",
+      ]);
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      await api.close();
+    }
   });
 });
 

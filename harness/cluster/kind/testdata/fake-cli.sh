@@ -19,6 +19,30 @@ case "$prog $*" in
     if [ -n "${FAKE_KIND_CREATE_FAIL:-}" ]; then
       echo "ERROR: failed to create cluster: $FAKE_KIND_CREATE_FAIL" >&2
       exit 1
+    fi
+    # With a fake API server to point at, write the kubeconfig kind would (--kubeconfig PATH).
+    if [ -n "${FAKE_KIND_API:-}" ]; then
+      kubeconfig=""
+      while [ $# -gt 0 ]; do [ "$1" = --kubeconfig ] && kubeconfig=$2; shift; done
+      cat > "$kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: kind
+  cluster:
+    server: $FAKE_KIND_API
+    insecure-skip-tls-verify: true
+contexts:
+- name: kind
+  context:
+    cluster: kind
+    user: kind
+current-context: kind
+users:
+- name: kind
+  user:
+    token: fake
+EOF
     fi ;;
   *) ;;
 esac
