@@ -4,7 +4,14 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { LedgerEntry } from "../assert/verdicts.ts";
 import type { TimelineEvent } from "../disrupt/timeline.ts";
-import { aggregateLedger, jsonForScript, outcomeClass, writeHtmlReport } from "./html.ts";
+import {
+  aggregateLedger,
+  healthCheckRuns,
+  jsonForScript,
+  outcomeClass,
+  sourceAddresses,
+  writeHtmlReport,
+} from "./html.ts";
 
 const T0 = Date.UTC(2026, 11, 2, 12, 0, 0);
 const entry = (path: string, atMs: number, outcome: LedgerEntry["outcome"], seq = 0): LedgerEntry => ({
@@ -112,6 +119,60 @@ describe("jsonForScript", () => {
   });
 });
 
+describe("sourceAddresses", () => {
+  it("counts, per path, the address each backend saw; requests that did not ask are left out", () => {
+    const seen = (path: string, at: number, body: string): LedgerEntry => ({
+      ...entry(path, at, "ok"),
+      body,
+    });
+    const table = sourceAddresses([
+      seen("external->nodeport@E", 0, "203.0.113.10:40001"),
+      seen("external->nodeport@E", 100, "203.0.113.10:40002"),
+      seen("external->nodeport@N", 0, "10.244.2.1:40003"),
+      { ...entry("external->lb", 0, "ok"), servedBy: "web-1", clientIp: "203.0.113.10" },
+      seen("pod@E->clusterip", 0, "web-1"), // a /hostname answer: not an address
+      { ...entry("external->nodeport@N", 300, "timeout"), body: "10.244.2.1:1" },
+    ]);
+    expect(table).toEqual([
+      { path: "external->lb", seen: [{ address: "203.0.113.10", requests: 1 }] },
+      { path: "external->nodeport@E", seen: [{ address: "203.0.113.10", requests: 2 }] },
+      { path: "external->nodeport@N", seen: [{ address: "10.244.2.1", requests: 1 }] },
+    ]);
+  });
+});
+
+describe("healthCheckRuns", () => {
+  it("folds a health check's answers into runs of one answer, with what kube-proxy counted", () => {
+    const hc = (at: number, status: number, local: number): LedgerEntry => ({
+      ...entry("external->hcnp@E", at, status === 200 ? "ok" : `http_${status}`),
+      status,
+      body: JSON.stringify({ service: { namespace: "ns", name: "web" }, localEndpoints: local }),
+    });
+    const runs = healthCheckRuns(
+      [
+        hc(0, 200, 1),
+        hc(1_000, 200, 1),
+        hc(2_000, 503, 0),
+        entry("external->hcnp@E", 3_000, "timeout"),
+        hc(4_000, 503, 0),
+        entry("external->lb", 0, "ok"), // not a health check
+      ],
+      T0,
+    );
+    expect(runs).toEqual([
+      {
+        path: "external->hcnp@E",
+        runs: [
+          { from: 0, to: 1.005, answer: "200 · 1 local endpoint", requests: 2 },
+          { from: 2, to: 2.005, answer: "503 · 0 local endpoints", requests: 1 },
+          { from: 3, to: 3.005, answer: "timeout", requests: 1 },
+          { from: 4, to: 4.005, answer: "503 · 0 local endpoints", requests: 1 },
+        ],
+      },
+    ]);
+  });
+});
+
 describe("writeHtmlReport", () => {
   it("writes a page for whatever the directory has, inlining uPlot and escaping the data", async () => {
     const dir = await mkdtemp(join(tmpdir(), "tph-html-"));
@@ -120,7 +181,10 @@ describe("writeHtmlReport", () => {
       // one file that is not JSON.
       const ledgers = join(dir, "ledgers", "suites_x.e2e.ts");
       await mkdir(ledgers, { recursive: true });
-      const entries = [entry("external->lb", 0, "ok"), entry("external->lb", 1_200, "timeout")];
+      const entries = [
+        { ...entry("external->lb", 0, "ok"), body: "203.0.113.10:40001" },
+        entry("external->lb", 1_200, "timeout"),
+      ];
       await writeFile(
         join(ledgers, "t.json"),
         JSON.stringify({ test: "</script><b>t</b>", verdicts: [], timeline: [], entries }),
@@ -134,6 +198,9 @@ describe("writeHtmlReport", () => {
       expect(html).toContain("could not read ledgers/suites_x.e2e.ts/broken.json");
       expect(html).toContain("&lt;/script&gt;&lt;b&gt;t&lt;/b&gt;");
       expect(html).not.toContain("<b>t</b>");
+      expect(html).toContain("source addresses the backends saw");
+      expect(html).toMatch(/<td>203\.0\.113\.10<\/td><td class="num">1<\/td>/);
+      expect(html).not.toContain("health-check node port answers");
       expect(html).toContain("<h2>Zone matrix</h2>");
       expect(html).toContain("zone-a  30 &lt;0&gt;");
       expect(html).toContain('href="zone-matrix-iptables.txt"');

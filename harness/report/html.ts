@@ -442,6 +442,7 @@ function renderTest(
     }
     lines.push("</ul>");
   }
+  lines.push(renderHealthChecks(ledger.entries, chart.t0), renderSourceAddresses(ledger.entries));
   if (failures.length > 0) {
     const shown = failures.slice(0, MAX_FAILURES);
     lines.push(
@@ -458,6 +459,113 @@ function renderTest(
   }
   lines.push("</details>");
   return lines.join("\n");
+}
+
+/** The address the backend says it saw, for requests that asked (/clientip answers "IP:port"; identify mode). */
+function seenAddress(e: LedgerEntry): string | undefined {
+  if (e.outcome !== "ok") return undefined;
+  if (e.clientIp) return e.clientIp;
+  return /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(e.body ?? "")?.[1];
+}
+
+/** Per path, the source addresses the backends saw and how many requests each: the source-IP table. */
+export function sourceAddresses(
+  entries: readonly LedgerEntry[],
+): { path: string; seen: { address: string; requests: number }[] }[] {
+  const byPath = new Map<string, Map<string, number>>();
+  for (const e of entries) {
+    const address = seenAddress(e);
+    if (!address) continue;
+    const seen = byPath.get(e.path) ?? new Map<string, number>();
+    seen.set(address, (seen.get(address) ?? 0) + 1);
+    byPath.set(e.path, seen);
+  }
+  return [...byPath]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([path, seen]) => ({
+      path,
+      seen: [...seen].sort((a, b) => b[1] - a[1]).map(([address, requests]) => ({ address, requests })),
+    }));
+}
+
+/** One stretch of a health check's answers that did not change. `from`/`to` in seconds since t0. */
+export interface HealthRun {
+  from: number;
+  to: number;
+  /** "200 · 1 local endpoint", "503 · 0 local endpoints", or the failure ("timeout"). */
+  answer: string;
+  requests: number;
+}
+
+/**
+ * Per path that reached a health-check node port (kube-proxy answers with a JSON body that has
+ * localEndpoints), its answers over time as runs of one answer: when a node turned 503, and what it
+ * counted then. Paths that never got such an answer are not health checks and are left out.
+ */
+export function healthCheckRuns(
+  entries: readonly LedgerEntry[],
+  t0: number,
+): { path: string; runs: HealthRun[] }[] {
+  const localOf = (e: LedgerEntry): number | undefined => {
+    if (!e.body?.includes("localEndpoints")) return undefined;
+    try {
+      const n = (JSON.parse(e.body) as { localEndpoints?: unknown }).localEndpoints;
+      return typeof n === "number" ? n : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const paths = new Set(entries.filter((e) => localOf(e) !== undefined).map((e) => e.path));
+  return [...paths].sort().map((path) => {
+    const runs: HealthRun[] = [];
+    for (const e of entries.filter((x) => x.path === path).sort((a, b) => a.start - b.start)) {
+      const local = localOf(e);
+      const answer =
+        local !== undefined
+          ? `${e.status ?? e.outcome} · ${local} local endpoint${local === 1 ? "" : "s"}`
+          : e.outcome;
+      const at = (ms: number) => Math.round(ms - t0) / 1000;
+      const last = runs[runs.length - 1];
+      if (last && last.answer === answer) {
+        last.to = at(e.end);
+        last.requests++;
+      } else runs.push({ from: at(e.start), to: at(e.end), answer, requests: 1 });
+    }
+    return { path, runs };
+  });
+}
+
+function renderSourceAddresses(entries: readonly LedgerEntry[]): string {
+  const table = sourceAddresses(entries);
+  if (table.length === 0) return "";
+  return [
+    '<details class="sources"><summary>source addresses the backends saw</summary>',
+    "<table><thead><tr><th>path</th><th>address seen</th><th>requests</th></tr></thead><tbody>",
+    ...table.flatMap(({ path, seen }) =>
+      seen.map(
+        (s, j) =>
+          `<tr><td>${j === 0 ? escapeHtml(path) : ""}</td><td>${escapeHtml(s.address)}</td><td class="num">${s.requests}</td></tr>`,
+      ),
+    ),
+    "</tbody></table></details>",
+  ].join("\n");
+}
+
+function renderHealthChecks(entries: readonly LedgerEntry[], t0: number): string {
+  const table = healthCheckRuns(entries, t0);
+  if (table.length === 0) return "";
+  return [
+    '<details class="health" open><summary>health-check node port answers over time</summary>',
+    "<table><thead><tr><th>path</th><th>from</th><th>to</th><th>answer</th><th>requests</th></tr></thead><tbody>",
+    ...table.flatMap(({ path, runs }) =>
+      runs.map(
+        (r, j) =>
+          `<tr><td>${j === 0 ? escapeHtml(path) : ""}</td><td class="num">+${r.from.toFixed(1)} s</td>` +
+          `<td class="num">+${r.to.toFixed(1)} s</td><td>${escapeHtml(r.answer)}</td><td class="num">${r.requests}</td></tr>`,
+      ),
+    ),
+    "</tbody></table></details>",
+  ].join("\n");
 }
 
 /** An action's length: milliseconds under a second (a cordon takes 20 ms), else seconds. */
