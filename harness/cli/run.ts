@@ -1,5 +1,6 @@
 import { constants } from "node:fs";
-import { access, appendFile, mkdir, readdir, writeFile } from "node:fs/promises";
+import { access, appendFile, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { InlineConfig } from "vite";
 import { getProvider } from "../cluster/providers.ts";
@@ -181,6 +182,12 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
   await mkdir(artifacts, { recursive: true });
   // Read by the suites' ledgers: each repetition's ledgers go to its own directory.
   process.env.TPH_ARTIFACTS = artifacts;
+  // On a terminal the running test's request counts are shown as it goes: the suites' worker writes
+  // them to this file (harness/report/live.ts), the progress reporter reads it.
+  const live = process.stdout.isTTY
+    ? { file: join(tmpdir(), `tph-progress-${process.pid}.json`) }
+    : undefined;
+  if (live) process.env.TPH_PROGRESS_FILE = live.file;
   const { startVitest } = await import("vitest/node");
   const canWrite = await writable(join(config.repoRoot, "node_modules"));
   const viteOverrides: InlineConfig = canWrite ? {} : { configLoader: "runner" };
@@ -194,7 +201,7 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
       watch: false,
       // One line per test as it starts and ends (where the run is, in CI logs too), then vitest's own
       // summary with the failures in full.
-      reporters: [new ProgressReporter(), "default"],
+      reporters: [new ProgressReporter(undefined, live), "default"],
       // A user who may not write the checkout (an unprivileged run against a cluster tph did not
       // create) runs without vitest's results cache...
       ...(!canWrite && { cache: false as const }),
@@ -210,6 +217,7 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
     ];
   } finally {
     await vitest.close();
+    if (live) await rm(live.file, { force: true });
   }
   const junit = join(artifacts, "junit.xml");
   await writeFile(junit, junitXml(rows));

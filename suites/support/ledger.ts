@@ -9,6 +9,7 @@ import { Timeline } from "../../harness/disrupt/timeline.ts";
 import { UndoStack } from "../../harness/disrupt/undo.ts";
 import type { KubeClients } from "../../harness/k8s/client.ts";
 import { announcingNode } from "../../harness/metallb/announcer.ts";
+import { liveCounts } from "../../harness/report/live.ts";
 import { renderTimeline } from "../../harness/report/timeline.ts";
 import { type ProbeRequest, type ProbeSource, runProbe } from "../../harness/traffic/run-probe.ts";
 import {
@@ -44,6 +45,7 @@ export function useLedger() {
     const path: string[] = [];
     for (let s = ctx.task.suite; s && !("filepath" in s); s = s.suite) path.unshift(s.name);
     testName = [...path, ctx.task.name].join(" › ");
+    liveCounts.start(testName);
   });
   afterEach(async (ctx) => {
     let undone: Awaited<ReturnType<UndoStack["run"]>>;
@@ -87,6 +89,7 @@ export function useLedger() {
     ): Promise<LedgerEntry[]> {
       const got = (await runProbe(cluster, source, req)).map((e) => ({ ...e, path }));
       entries.push(...got);
+      liveCounts.add(got);
       return got;
     },
     /**
@@ -97,7 +100,7 @@ export function useLedger() {
       cluster: StartedCluster,
       paths: TrafficPath[],
     ): Promise<{ flowing(): Promise<void>; stop(): Promise<{ entries: LedgerEntry[]; exits: PathExit[] }> }> {
-      const t = await startTraffic(cluster, paths);
+      const t = await startTraffic(cluster, paths, { onEntry: (e) => liveCounts.add([e]) });
       running.push(t);
       return {
         flowing: () => t.flowing(),
