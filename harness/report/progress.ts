@@ -8,8 +8,9 @@ const POLL_MS = 1_000;
 export interface LiveOptions {
   /** The worker's counts file (TPH_PROGRESS_FILE). */
   file: string;
-  /** For tests: read the counts from here instead of the file. */
+  /** For tests: read the counts from here instead of the file, and the time from `clock`. */
   read?: () => LiveSnapshot | undefined;
+  clock?: () => number;
 }
 
 /**
@@ -69,7 +70,7 @@ export class ProgressReporter implements Reporter {
 
   onTestCaseReady(test: TestCase): void {
     this.#write(`${this.#stamp()}   … ${test.fullName}`);
-    const now = Date.now();
+    const now = (this.#live?.clock ?? Date.now)();
     this.#running = { name: test.fullName, since: now, lastBeat: now, alerted: false };
     if (this.#live && !this.#poll) {
       this.#poll = setInterval(() => this.tick(), POLL_MS);

@@ -75,9 +75,13 @@ describe("ProgressReporter on a terminal", () => {
   it("prints the running test's counts every 15 s and at once when its first request fails; nothing for another test's counts", () => {
     const lines: string[] = [];
     let snapshot: LiveSnapshot | undefined;
-    const r = new ProgressReporter((l) => lines.push(l), { file: "unused", read: () => snapshot });
-    const test = { fullName: "rollout (kube-proxy nftables) > zero drops" } as never;
     const t = Date.now();
+    const r = new ProgressReporter((l) => lines.push(l), {
+      file: "unused",
+      read: () => snapshot,
+      clock: () => t,
+    });
+    const test = { fullName: "rollout (kube-proxy nftables) > zero drops" } as never;
     r.onTestCaseReady(test);
     // The previous test's counts are still in the file until the worker starts this one.
     snapshot = { test: "other › test", requests: 900, failures: 3, firstFailure: "timeout on x" };
