@@ -57,6 +57,16 @@ import type { ProxyMode } from "../harness/core/config.ts";
  *      output hook (NFT:427).
  *  J15 No endpoints: MetalLB stops announcing the LoadBalancer IP (speaker ShouldAnnounce needs an
  *      active endpoint); the client's neighbour entry is flushed first, so nothing answers.
+ *  J16 kube-proxy ignores a node's schedulability, its taints and the exclude-from-external-load-balancers
+ *      label: forwarding on E is unchanged when E is cordoned, tainted ToBeDeletedByClusterAutoscaler or
+ *      labelled (the taint turns only kube-proxy's own /healthz to 503: pkg/proxy/healthcheck/
+ *      proxy_health.go:179-196; the Service's health check node port keeps counting local endpoints).
+ *  J17 MetalLB's L2 election (speaker/layer2_controller.go v0.16.1, ShouldAnnounce 83-123, speakersForAds
+ *      253-278) drops speakers on nodes labelled exclude-from-external-load-balancers and looks at
+ *      neither cordons nor taints. eTP=Local announces only from nodes with a ready endpoint: with E
+ *      labelled nobody announces, the LoadBalancer IP answers nowhere (the client's neighbour entry is
+ *      flushed first; a cached one would keep reaching E and hide it until it expires). eTP=Cluster
+ *      moves the announcement to N, which masquerades.
  *  kubernetes#131765: nftables kube-proxy before the fix (v1.33.5, v1.34.0-; fixed in v1.33.6 and
  *      v1.34.0 by kubernetes#132456) checked `no-endpoint-services` in filter-output at priority -110,
  *      before DNAT: a host-network source on N calling the LoadBalancer IP or an externalIP of an
@@ -83,6 +93,27 @@ export const POLICY_PAIRS: readonly PolicyPair[] = [
 ];
 
 export type EndpointState = "serving" | "none";
+
+/**
+ * States of node E, which holds the only endpoint (and announces every eTP=Local LoadBalancer IP): what
+ * platform changes do to a node before they drain or delete it. Each is applied alone and undone after.
+ */
+export const NODE_STATES = [
+  "E cordoned",
+  "E tainted ToBeDeletedByClusterAutoscaler",
+  "E excluded from load balancers",
+] as const;
+export type NodeState = (typeof NODE_STATES)[number];
+
+/** The matrix's phases: the endpoint serving, each state of its node, then no endpoint anywhere. */
+export type MatrixState = EndpointState | NodeState;
+
+/** A phase's title in the grids. */
+export function stateTitle(state: MatrixState): string {
+  if (state === "serving") return "one serving endpoint on E";
+  if (state === "none") return "no endpoints";
+  return `${state} (its endpoint serving)`;
+}
 
 /** A cell whose outcome depends on the proxy mode (and release): kept apart, and marked in the grid. */
 export interface ModeDependent {
@@ -159,15 +190,31 @@ const NO_ENDPOINTS: Omit<Table, "hairpin"> = {
   "host@N": ["refused", "refused", "refused", HOST_TO_EXTERNAL_NO_ENDPOINTS, HOST_TO_EXTERNAL_NO_ENDPOINTS],
 };
 
-function tableFor(pair: PolicyPair, state: EndpointState): Partial<Table> {
+/**
+ * A state of E changes what the external client sees through E and nothing else (pods and host-network
+ * sources are captured by their own node's kube-proxy, J2, which ignores node states, J16): only the
+ * external row's entry points through E are tested, from the serving table, with MetalLB's election
+ * applied [J17].
+ */
+function nodeStateTable(serving: Table, pair: PolicyPair, state: NodeState): Partial<Table> {
+  const [, nodePortE, , lb] = serving.external;
+  const excluded = state === "E excluded from load balancers";
+  const lbSeen: Cell = !excluded ? lb : pair.externalTrafficPolicy === "Local" ? "nowhere" : "snat:ann";
+  // The entry points that go through E: its NodePort and the LoadBalancer IP it announces. N's NodePort
+  // and the externalIP (routed via N) do not meet E's state; the serving phase covers them.
+  return { external: ["n/a", nodePortE, "n/a", lbSeen, "n/a"] };
+}
+
+function tableFor(pair: PolicyPair, state: MatrixState): Partial<Table> {
   if (state === "none") return NO_ENDPOINTS;
   const key = `${pair.externalTrafficPolicy}/${pair.internalTrafficPolicy}`;
-  return {
+  const serving = {
     "Cluster/Cluster": CLUSTER_CLUSTER,
     "Cluster/Local": CLUSTER_LOCAL,
     "Local/Cluster": LOCAL_CLUSTER,
     "Local/Local": LOCAL_LOCAL,
   }[key] as Table;
+  return state === "serving" ? serving : nodeStateTable(serving, pair, state);
 }
 
 /** Releases before the kubernetes#131765 fix, in nftables mode, drop these cells (see above). */
@@ -181,7 +228,7 @@ export interface MatrixCell {
   source: Source;
   entry: Entry;
   pair: PolicyPair;
-  state: EndpointState;
+  state: MatrixState;
   /** What this cell must show under the given proxy mode and kube-proxy release. */
   expected: Outcome;
   /** The proxy modes (or releases) are known to differ here: why. */
@@ -194,7 +241,7 @@ export interface MatrixCell {
  * release with a known bug (kubernetes#131765) is still expected to show the correct behaviour: its bug
  * fails the cell, which is how a reproduction fails.
  */
-export function matrixCells(mode: ProxyMode, state: EndpointState, kubeProxyVersion: string): MatrixCell[] {
+export function matrixCells(mode: ProxyMode, state: MatrixState, kubeProxyVersion: string): MatrixCell[] {
   const pick = (cell: ModeDependent): Outcome =>
     mode === "iptables" ||
     (cell.nftablesSince !== undefined && compareRelease(kubeProxyVersion, cell.nftablesSince) < 0)

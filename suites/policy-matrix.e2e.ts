@@ -6,6 +6,9 @@ import { type CellAddresses, cellVerdict, seenOutcome } from "../harness/assert/
 import type { ProbeSource } from "../harness/cluster/provider.ts";
 import { nthAddress, parseCidr } from "../harness/core/cidr.ts";
 import { waitFor } from "../harness/core/wait.ts";
+import { cordon, type DisruptContext, excludeFromLoadBalancers, taint } from "../harness/disrupt/actions.ts";
+import { Timeline } from "../harness/disrupt/timeline.ts";
+import { UndoStack } from "../harness/disrupt/undo.ts";
 import { announcingNodes } from "../harness/metallb/announcer.ts";
 import { type CellResult, renderMatrix } from "../harness/report/matrix.ts";
 import {
@@ -16,10 +19,12 @@ import {
 } from "../harness/traffic/clients.ts";
 import { waitServing } from "../harness/traffic/run-probe.ts";
 import {
-  type EndpointState,
   type Entry,
   type MatrixCell,
+  type MatrixState,
   matrixCells,
+  NODE_STATES,
+  type NodeState,
   POLICY_PAIRS,
   type PolicyPair,
   pairName,
@@ -163,6 +168,19 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
     }
   });
 
+  /** Who announces each pair's LoadBalancer IP once MetalLB and the client's ARP entry agree, side by side. */
+  async function settleAnnouncers(pairs: readonly PolicyPair[]): Promise<void> {
+    const names = pairs.map(serviceName);
+    const settled = await Promise.all(
+      names.map((name) =>
+        settledAnnouncer(f.cluster, f.k8s, f.ns, name, targets.get(name)?.loadbalancer as string),
+      ),
+    );
+    names.forEach((name, i) => {
+      announcer.set(name, settled[i] as string);
+    });
+  }
+
   /** Sends the cell's requests, judges them, records the result for the grid. */
   async function runCell(cell: MatrixCell): Promise<void> {
     const name = serviceName(cell.pair);
@@ -203,7 +221,7 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
 
   const title = (c: MatrixCell) =>
     `${c.source} -> ${c.entry}: ${c.expected}${c.differs ? " (modes differ)" : ""}`;
-  const cellsOf = (state: EndpointState, pair: PolicyPair) =>
+  const cellsOf = (state: MatrixState, pair: PolicyPair) =>
     matrixCells(mode, state, kubeProxyVersion ?? "v9.99.0").filter(
       (c) =>
         c.pair.externalTrafficPolicy === pair.externalTrafficPolicy &&
@@ -213,6 +231,61 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
   describe("one serving endpoint on E", () => {
     describe.each(POLICY_PAIRS.map((p) => [pairName(p), p] as const))("%s", (_, pair) => {
       it.each(cellsOf("serving", pair).map((c) => [title(c), c] as const))("%s", async (_t, cell) => {
+        await runCell(cell);
+      });
+    });
+  });
+
+  // What E's state changes, seen from outside: each state is applied alone (by a context of the describe,
+  // so it holds for all its cells) and undone after them, before the next.
+  describe.each(NODE_STATES.map((st) => [st] as const))("%s", (state: NodeState) => {
+    let lacking: string | undefined;
+    let ctx: DisruptContext | undefined;
+    beforeAll(async () => {
+      if (f.skipped) return;
+      lacking = f.lacking(["nodeDisruption"]);
+      if (lacking) return;
+      ctx = { cluster: f.cluster, k8s: f.k8s, timeline: new Timeline(), undo: new UndoStack() };
+      if (state === "E cordoned") await cordon(ctx, E);
+      else if (state === "E tainted ToBeDeletedByClusterAutoscaler")
+        await taint(ctx, E, { key: "ToBeDeletedByClusterAutoscaler", value: "1", effect: "NoSchedule" });
+      else await excludeFromLoadBalancers(ctx, E, true);
+      // MetalLB re-elects on node changes; then the client must ask again who has each address.
+      await Promise.all(
+        POLICY_PAIRS.map((pair) => {
+          const name = serviceName(pair);
+          const expected = !announced(pair) ? [] : excluded ? [N] : [announcer.get(name)];
+          return waitFor(
+            async () => {
+              const claims = await announcingNodes(f.k8s, f.ns, name);
+              return claims.join() === expected.join()
+                ? { done: true, value: undefined }
+                : { done: false, state: claims };
+            },
+            {
+              description: `MetalLB's announcement of ${name} with ${state} (${expected.join() || "nobody"})`,
+              timeoutMs: 30_000,
+              intervalMs: 250,
+            },
+          );
+        }),
+      );
+      await f.cluster.flushClientNeighbors?.();
+      await settleAnnouncers(POLICY_PAIRS.filter(announced));
+    });
+    afterAll(async () => {
+      if (!ctx) return;
+      const { errors } = await ctx.undo.run();
+      if (errors.length > 0) throw new AggregateError(errors, `could not undo ${state} on ${E}`);
+      // Back to the serving phase's announcers before the next state.
+      await settleAnnouncers(POLICY_PAIRS);
+    });
+    const excluded = state === "E excluded from load balancers";
+    /** Whether someone announces the pair's LoadBalancer IP in this state. */
+    const announced = (pair: PolicyPair) => !(excluded && pair.externalTrafficPolicy === "Local");
+    describe.each(POLICY_PAIRS.map((p) => [pairName(p), p] as const))("%s", (_, pair) => {
+      it.for(cellsOf(state, pair).map((c) => [title(c), c] as const))("%s", async ([, cell], testCtx) => {
+        if (lacking) testCtx.skip(lacking);
         await runCell(cell);
       });
     });

@@ -104,6 +104,23 @@ describe("the policy matrix as data", () => {
     expect(dropped.filter((d) => d.startsWith("Cluster/Cluster"))).toEqual([]);
   });
 
+  it("node states of E: the external client through E; only the exclude label moves MetalLB's announcement", () => {
+    const at = (state: Parameters<typeof matrixCells>[1]) =>
+      matrixCells("nftables", state, "v1.37.2").map(
+        (c) =>
+          `${c.pair.externalTrafficPolicy}/${c.pair.internalTrafficPolicy} ${c.source} -> ${c.entry}: ${c.expected}`,
+      );
+    const serving = at("serving").filter((c) => / external -> (nodeport@E|loadbalancer):/.test(c));
+    expect(at("E cordoned")).toEqual(serving);
+    expect(at("E tainted ToBeDeletedByClusterAutoscaler")).toEqual(serving);
+    const excluded = at("E excluded from load balancers");
+    expect(excluded.filter((c) => !serving.includes(c))).toEqual([
+      "Local/Cluster external -> loadbalancer: nowhere",
+      "Local/Local external -> loadbalancer: nowhere",
+    ]);
+    expect(excluded).toContain("Cluster/Cluster external -> loadbalancer: snat:ann");
+  });
+
   it("renders a grid with expected against seen", () => {
     const [a, b] = matrixCells("iptables", "serving", "v1.37.2");
     if (!a || !b) throw new Error("no cells");

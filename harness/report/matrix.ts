@@ -1,12 +1,13 @@
 import {
   ENTRIES,
-  type EndpointState,
   type Entry,
+  type MatrixState,
   type Outcome,
   type PolicyPair,
   pairName,
   SOURCES,
   type Source,
+  stateTitle,
 } from "../../manifests/policy-matrix.ts";
 
 /** One judged cell of the policy matrix. */
@@ -14,7 +15,7 @@ export interface CellResult {
   source: Source;
   entry: Entry;
   pair: PolicyPair;
-  state: EndpointState;
+  state: MatrixState;
   expected: Outcome;
   /** What the requests showed (seenOutcome). */
   seen: string;
@@ -34,7 +35,7 @@ export function renderMatrix(results: CellResult[], title: string): string {
   const lines = [title, ""];
   const groups = new Map<string, CellResult[]>();
   for (const r of results) {
-    const key = `${r.state === "serving" ? "one serving endpoint on E" : "no endpoints"}, ${pairName(r.pair)}`;
+    const key = `${stateTitle(r.state)}, ${pairName(r.pair)}`;
     groups.set(key, [...(groups.get(key) ?? []), r]);
   }
   const width = 22;

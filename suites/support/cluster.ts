@@ -36,6 +36,11 @@ export interface ClusterFixture {
    * it, since there is no cluster to set up.
    */
   readonly skipped: string | undefined;
+  /**
+   * Why a part of the suite that needs more than the suite as a whole cannot run here (say, node
+   * disruption for one describe of cells), or undefined when it can.
+   */
+  lacking(needs: Capability[]): string | undefined;
 }
 
 /**
@@ -137,6 +142,13 @@ export function useCluster(
     ns,
     get skipped() {
       return skipReason;
+    },
+    lacking(more: Capability[]) {
+      return unmetNeeds(
+        cluster?.provider ?? provider.name,
+        { ...provider.capabilities(wanted), ...cluster?.detected },
+        more,
+      );
     },
     get cluster() {
       if (!cluster) throw new Error("cluster is not up (beforeAll failed?)");
