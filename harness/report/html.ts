@@ -535,37 +535,51 @@ export function healthCheckRuns(
   });
 }
 
-function renderSourceAddresses(entries: readonly LedgerEntry[]): string {
-  const table = sourceAddresses(entries);
-  if (table.length === 0) return "";
+/**
+ * A collapsible table whose rows come in groups, one per path: the path is written on its group's first
+ * row only. Each row's cells are already-escaped <td> elements.
+ */
+function groupedTable(
+  opening: string,
+  headers: string[],
+  groups: { path: string; rows: string[][] }[],
+): string {
+  if (groups.length === 0) return "";
   return [
-    '<details class="sources"><summary>source addresses the backends saw</summary>',
-    "<table><thead><tr><th>path</th><th>address seen</th><th>requests</th></tr></thead><tbody>",
-    ...table.flatMap(({ path, seen }) =>
-      seen.map(
-        (s, j) =>
-          `<tr><td>${j === 0 ? escapeHtml(path) : ""}</td><td>${escapeHtml(s.address)}</td><td class="num">${s.requests}</td></tr>`,
-      ),
+    opening,
+    `<table><thead><tr>${["path", ...headers].map((h) => `<th>${h}</th>`).join("")}</tr></thead><tbody>`,
+    ...groups.flatMap(({ path, rows }) =>
+      rows.map((cells, j) => `<tr><td>${j === 0 ? escapeHtml(path) : ""}</td>${cells.join("")}</tr>`),
     ),
     "</tbody></table></details>",
   ].join("\n");
 }
 
+function renderSourceAddresses(entries: readonly LedgerEntry[]): string {
+  return groupedTable(
+    '<details class="sources"><summary>source addresses the backends saw</summary>',
+    ["address seen", "requests"],
+    sourceAddresses(entries).map(({ path, seen }) => ({
+      path,
+      rows: seen.map((s) => [`<td>${escapeHtml(s.address)}</td>`, `<td class="num">${s.requests}</td>`]),
+    })),
+  );
+}
+
 function renderHealthChecks(entries: readonly LedgerEntry[], t0: number): string {
-  const table = healthCheckRuns(entries, t0);
-  if (table.length === 0) return "";
-  return [
+  return groupedTable(
     '<details class="health" open><summary>health-check node port answers over time</summary>',
-    "<table><thead><tr><th>path</th><th>from</th><th>to</th><th>answer</th><th>requests</th></tr></thead><tbody>",
-    ...table.flatMap(({ path, runs }) =>
-      runs.map(
-        (r, j) =>
-          `<tr><td>${j === 0 ? escapeHtml(path) : ""}</td><td class="num">+${r.from.toFixed(1)} s</td>` +
-          `<td class="num">+${r.to.toFixed(1)} s</td><td>${escapeHtml(r.answer)}</td><td class="num">${r.requests}</td></tr>`,
-      ),
-    ),
-    "</tbody></table></details>",
-  ].join("\n");
+    ["from", "to", "answer", "requests"],
+    healthCheckRuns(entries, t0).map(({ path, runs }) => ({
+      path,
+      rows: runs.map((r) => [
+        `<td class="num">+${r.from.toFixed(1)} s</td>`,
+        `<td class="num">+${r.to.toFixed(1)} s</td>`,
+        `<td>${escapeHtml(r.answer)}</td>`,
+        `<td class="num">${r.requests}</td>`,
+      ]),
+    })),
+  );
 }
 
 /** An action's length: milliseconds under a second (a cordon takes 20 ms), else seconds. */

@@ -44,10 +44,6 @@ export class LiveCounts {
     this.#timer.unref();
   }
 
-  get snapshot(): LiveSnapshot {
-    return { ...this.#snapshot };
-  }
-
   /** Writes the counts now. A progress file that cannot be written never fails a test. */
   flush(): void {
     if (this.#timer) clearTimeout(this.#timer);

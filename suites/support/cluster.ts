@@ -65,9 +65,16 @@ export function useCluster(
   const provider = getProvider(wanted.provider);
   const attached = REUSE !== undefined || !provider.capabilities(wanted).createClusters;
   const ns = attached ? `tph-${overrides.clusterName}` : "default";
+  /** What of `more` this provider (and, once attached, the cluster it found) cannot do. */
+  const lacking = (more: Capability[]) =>
+    unmetNeeds(
+      cluster?.provider ?? provider.name,
+      { ...provider.capabilities(wanted), ...cluster?.detected },
+      more,
+    );
   beforeAll(async () => {
     // Decided before any cluster is made: a suite the provider cannot serve costs nothing.
-    skipReason = unmetNeeds(provider.name, provider.capabilities(wanted), needs);
+    skipReason = lacking(needs);
     if (skipReason) return;
     if (attached) {
       const config = REUSE
@@ -76,11 +83,7 @@ export function useCluster(
       cluster = await getProvider(config.provider).attach(config, createLogger("quiet"));
       if (!cluster) throw new Error(`cluster ${REUSE} is not running (start it with tph up --name ${REUSE})`);
       k8s = kubeClients(cluster.kubeconfigPath);
-      skipReason = unmetNeeds(
-        cluster.provider,
-        { ...provider.capabilities(wanted), ...cluster.detected },
-        needs,
-      );
+      skipReason = lacking(needs);
       if (skipReason) return;
       const nodes = await cluster.nodes();
       const needed = overrides.cluster?.nodes?.length ?? 2;
@@ -143,13 +146,7 @@ export function useCluster(
     get skipped() {
       return skipReason;
     },
-    lacking(more: Capability[]) {
-      return unmetNeeds(
-        cluster?.provider ?? provider.name,
-        { ...provider.capabilities(wanted), ...cluster?.detected },
-        more,
-      );
-    },
+    lacking,
     get cluster() {
       if (!cluster) throw new Error("cluster is not up (beforeAll failed?)");
       return cluster;
