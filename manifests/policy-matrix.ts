@@ -67,6 +67,18 @@ import type { ProxyMode } from "../harness/core/config.ts";
  *      labelled nobody announces, the LoadBalancer IP answers nowhere (the client's neighbour entry is
  *      flushed first; a cached one would keep reaching E and hide it until it expires). eTP=Cluster
  *      moves the announcement to N, which masquerades.
+ *  J18 UDP: the same rules as TCP (kube-proxy's chains match on the Service's protocol and port). A UDP
+ *      flow from a fixed source port lives on in conntrack after its endpoint is gone; kube-proxy
+ *      deletes the stale UDP entries of ClusterIPs, LoadBalancer IPs and externalIPs, so the next
+ *      datagram meets the REJECT (refused); a NodePort's entries only while the Service still has a
+ *      serving endpoint (pkg/proxy/conntrack/cleanup.go v1.37.2:89-96, 112-119, `svc.NodePort() != 0 && endpoints.Len()
+ *      > 0`): with none left an eTP=Local flow keeps going to the dead pod's address, which nobody
+ *      holds (nowhere), until the entry expires (120 s after its last datagram, which each retry
+ *      renews). An eTP=Cluster flow from outside was masqueraded out of the pod's veth on E; the
+ *      kernel deletes the entries masqueraded out of an interface when it goes down
+ *      (net/netfilter/nf_nat_masquerade.c, masq_device_event), so its next datagram meets the REJECT
+ *      (refused). Where the endpoint sits on another node than the entry the masquerade leaves by the
+ *      node's own link, which stays, and the flow would go nowhere as under eTP=Local.
  *  kubernetes#131765: nftables kube-proxy before the fix (v1.33.5, v1.34.0-; fixed in v1.33.6 and
  *      v1.34.0 by kubernetes#132456) checked `no-endpoint-services` in filter-output at priority -110,
  *      before DNAT: a host-network source on N calling the LoadBalancer IP or an externalIP of an
@@ -224,11 +236,27 @@ function before131765(version: string): boolean {
   return minor < 33 || (minor === 33 && patch < 6);
 }
 
+/**
+ * The cells also sent over UDP, each from a fixed source port kept from the serving phase into the
+ * scaled-to-zero one, so the second finds the flow's conntrack entry [J18]: from outside through E's
+ * NodePort and the LoadBalancer IP, and from N (a pod and the node) to the ClusterIP.
+ */
+export const UDP_CELLS: readonly (readonly [Source, Entry])[] = [
+  ["external", "nodeport@E"],
+  ["external", "loadbalancer"],
+  ["pod@N", "clusterip"],
+  ["host@N", "clusterip"],
+];
+
+export type Protocol = "tcp" | "udp";
+
 export interface MatrixCell {
   source: Source;
   entry: Entry;
   pair: PolicyPair;
   state: MatrixState;
+  /** UDP from a fixed source port (UDP_CELLS); TCP when absent. */
+  protocol?: "udp";
   /** What this cell must show under the given proxy mode and kube-proxy release. */
   expected: Outcome;
   /** The proxy modes (or releases) are known to differ here: why. */
@@ -241,7 +269,29 @@ export interface MatrixCell {
  * release with a known bug (kubernetes#131765) is still expected to show the correct behaviour: its bug
  * fails the cell, which is how a reproduction fails.
  */
-export function matrixCells(mode: ProxyMode, state: MatrixState, kubeProxyVersion: string): MatrixCell[] {
+export function matrixCells(
+  mode: ProxyMode,
+  state: MatrixState,
+  kubeProxyVersion: string,
+  protocol: Protocol = "tcp",
+): MatrixCell[] {
+  const cells = tcpCells(mode, state, kubeProxyVersion);
+  if (protocol === "tcp") return cells;
+  if (state !== "serving" && state !== "none") return [];
+  return cells
+    .filter((c) => UDP_CELLS.some(([source, entry]) => c.source === source && c.entry === entry))
+    .map((c) => ({
+      ...c,
+      protocol: "udp" as const,
+      // [J18] A NodePort's stale UDP entries stay when the Service has no endpoint left, unless the
+      // kernel dropped them with the pod's veth (masqueraded under eTP=Cluster).
+      ...(state === "none" &&
+        c.entry.startsWith("nodeport@") &&
+        c.pair.externalTrafficPolicy === "Local" && { expected: "nowhere" as const }),
+    }));
+}
+
+function tcpCells(mode: ProxyMode, state: MatrixState, kubeProxyVersion: string): MatrixCell[] {
   const pick = (cell: ModeDependent): Outcome =>
     mode === "iptables" ||
     (cell.nftablesSince !== undefined && compareRelease(kubeProxyVersion, cell.nftablesSince) < 0)
@@ -293,8 +343,13 @@ function compareRelease(a: string, b: string): number {
   return 0;
 }
 
-export function cellName(c: Pick<MatrixCell, "source" | "entry">): string {
-  return `${c.source} -> ${c.entry}`;
+export function cellName(c: Pick<MatrixCell, "source" | "entry" | "protocol">): string {
+  return `${c.source} -> ${c.entry}${c.protocol === "udp" ? " (udp)" : ""}`;
+}
+
+/** The grid a cell is shown in: its phase, its protocol when UDP, its policy pair. */
+export function cellGroup(c: Pick<MatrixCell, "state" | "protocol" | "pair">): string {
+  return `${stateTitle(c.state)}${c.protocol === "udp" ? ", UDP from a fixed source port" : ""}, ${pairName(c.pair)}`;
 }
 
 export function pairName(p: PolicyPair): string {

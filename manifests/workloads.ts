@@ -25,7 +25,7 @@ export function netexecPod(
 export function netexecDeployment(
   name: string,
   replicas: number,
-  options: { node?: string } = {},
+  options: { node?: string; args?: string[] } = {},
 ): V1Deployment {
   const pod = netexecPod(name, options);
   return {

@@ -17,8 +17,9 @@ import {
   probeClientPod,
   withProbeContainer,
 } from "../harness/traffic/clients.ts";
-import { waitServing } from "../harness/traffic/run-probe.ts";
+import { runProbe, waitServing } from "../harness/traffic/run-probe.ts";
 import {
+  cellName,
   type Entry,
   type MatrixCell,
   type MatrixState,
@@ -27,8 +28,10 @@ import {
   type NodeState,
   POLICY_PAIRS,
   type PolicyPair,
+  type Protocol,
   pairName,
   type Source,
+  UDP_CELLS,
 } from "../manifests/policy-matrix.ts";
 import { netexecDeployment, service } from "../manifests/workloads.ts";
 import { PROXY_MODES, useCluster } from "./support/cluster.ts";
@@ -64,6 +67,7 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
   const own = new Map<Source, string>();
   const sources = new Map<Source, ProbeSource>();
   const targets = new Map<string, Record<Entry, string>>(); // per pair
+  const udpTargets = new Map<string, Record<Entry, string>>(); // per pair, the UDP port
   const announcer = new Map<string, string>(); // per pair: who announces the LB IP
   let version = "";
 
@@ -83,7 +87,8 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
 
     // The backend, with a probe container so it can call its own Service (hairpin).
     await ensureProbeConfigMap(f.k8s, ns);
-    const backend = netexecDeployment("mx", 1, { node: E });
+    // UDP on 8081 too, for the UDP cells (J18).
+    const backend = netexecDeployment("mx", 1, { node: E, args: ["--udp-port=8081"] });
     const template = backend.spec?.template;
     if (template) Object.assign(template, withProbeContainer(template));
     await f.k8s.apps.createNamespacedDeployment({ namespace: ns, body: backend });
@@ -104,6 +109,7 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
         type: "LoadBalancer",
         externalTrafficPolicy: pair.externalTrafficPolicy,
         internalTrafficPolicy: pair.internalTrafficPolicy,
+        udp: true,
       });
       svc.spec = { ...svc.spec, externalIPs: [externalIPs[i] as string] };
       await f.k8s.core.createNamespacedService({ namespace: ns, body: svc });
@@ -136,7 +142,8 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
       const name = serviceName(pair);
       await waitEndpoints(f.k8s, ns, name, 1);
       const svc = await f.k8s.core.readNamespacedService({ namespace: ns, name });
-      const port = svc.spec?.ports?.[0]?.nodePort;
+      const port = svc.spec?.ports?.find((p) => p.protocol !== "UDP")?.nodePort;
+      const udpPort = svc.spec?.ports?.find((p) => p.protocol === "UDP")?.nodePort;
       const lb = await waitLoadBalancerIP(f.k8s, ns, name);
       targets.set(name, {
         clusterip: `${svc.spec?.clusterIP}:80`,
@@ -144,6 +151,13 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
         "nodeport@N": `${nIP}:${port}`,
         loadbalancer: `${lb}:80`,
         externalip: `${externalIPs[i]}:80`,
+      });
+      udpTargets.set(name, {
+        clusterip: `${svc.spec?.clusterIP}:81`,
+        "nodeport@E": `${eIP}:${udpPort}`,
+        "nodeport@N": `${nIP}:${udpPort}`,
+        loadbalancer: `${lb}:81`,
+        externalip: `${externalIPs[i]}:81`,
       });
       await waitServing(f.cluster, { kind: "external" }, { target: `${eIP}:${port}` });
       announcer.set(name, await settledAnnouncer(f.cluster, f.k8s, ns, name, `${lb}:80`));
@@ -191,12 +205,22 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
         ? (await f.cluster.icmpRateLimited(E)) + (await f.cluster.icmpRateLimited(N))
         : 0;
     const before = cell.expected === "refused" ? await limited() : 0;
-    const entries = await ledger.probe(f.cluster, `${cell.source}->${cell.entry}(${name})`, source, {
-      target,
-      path: "/clientip",
-      count: REQUESTS,
-      timeoutMs: TIMEOUT_MS,
-    });
+    const udp = cell.protocol === "udp";
+    const entries = await ledger.probe(
+      f.cluster,
+      `${cell.source}->${cell.entry}(${name})${udp ? "/udp" : ""}`,
+      source,
+      udp
+        ? {
+            target: udpTargets.get(name)?.[cell.entry] as string,
+            mode: "udp",
+            path: "/clientip",
+            count: REQUESTS,
+            timeoutMs: TIMEOUT_MS,
+            localPort: udpPort(cell),
+          }
+        : { target, path: "/clientip", count: REQUESTS, timeoutMs: TIMEOUT_MS },
+    );
     const suppressed = cell.expected === "refused" ? (await limited()) - before : 0;
     const addrs: CellAddresses = {
       // A host-network source's own address is its node's IP.
@@ -211,6 +235,7 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
       entry: cell.entry,
       pair: cell.pair,
       state: cell.state,
+      ...(cell.protocol && { protocol: cell.protocol }),
       expected: cell.expected,
       seen: seenOutcome(entries, addrs),
       passed: verdict.passed,
@@ -219,10 +244,19 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
     ledger.expect(verdict);
   }
 
-  const title = (c: MatrixCell) =>
-    `${c.source} -> ${c.entry}: ${c.expected}${c.differs ? " (modes differ)" : ""}`;
-  const cellsOf = (state: MatrixState, pair: PolicyPair) =>
-    matrixCells(mode, state, kubeProxyVersion ?? "v9.99.0").filter(
+  const title = (c: MatrixCell) => `${cellName(c)}: ${c.expected}${c.differs ? " (modes differ)" : ""}`;
+  /** Each UDP cell's source port, the same in every phase, so a flow's conntrack entry carries over. */
+  const udpPort = (c: Pick<MatrixCell, "source" | "entry" | "pair">) =>
+    47_000 +
+    POLICY_PAIRS.findIndex(
+      (p) =>
+        p.externalTrafficPolicy === c.pair.externalTrafficPolicy &&
+        p.internalTrafficPolicy === c.pair.internalTrafficPolicy,
+    ) *
+      10 +
+    UDP_CELLS.findIndex(([source, entry]) => source === c.source && entry === c.entry);
+  const cellsOf = (state: MatrixState, pair: PolicyPair, protocol: Protocol = "tcp") =>
+    matrixCells(mode, state, kubeProxyVersion ?? "v9.99.0", protocol).filter(
       (c) =>
         c.pair.externalTrafficPolicy === pair.externalTrafficPolicy &&
         c.pair.internalTrafficPolicy === pair.internalTrafficPolicy,
@@ -230,7 +264,9 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
 
   describe("one serving endpoint on E", () => {
     describe.each(POLICY_PAIRS.map((p) => [pairName(p), p] as const))("%s", (_, pair) => {
-      it.each(cellsOf("serving", pair).map((c) => [title(c), c] as const))("%s", async (_t, cell) => {
+      it.each(
+        [...cellsOf("serving", pair), ...cellsOf("serving", pair, "udp")].map((c) => [title(c), c] as const),
+      )("%s", async (_t, cell) => {
         await runCell(cell);
       });
     });
@@ -294,6 +330,33 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
   describe("no endpoints anywhere (scaled to zero)", () => {
     beforeAll(async () => {
       if (f.skipped) return;
+      // Every UDP flow the serving phase had is live again just before the endpoint goes: its conntrack
+      // entry is what the UDP cells below meet [J18]. Three datagrams over 2.4 s, all flows at once: a
+      // flow answered and still active after 2 s is a stream, whose entry lives 120 s after its last
+      // datagram (30 s otherwise); the UDP cells run first, well within that.
+      const flows = POLICY_PAIRS.flatMap((p) => cellsOf("serving", p, "udp"));
+      const refreshed = await Promise.all(
+        flows.map((cell) =>
+          runProbe(f.cluster, sources.get(cell.source) as ProbeSource, {
+            target: udpTargets.get(serviceName(cell.pair))?.[cell.entry] as string,
+            mode: "udp",
+            path: "/clientip",
+            count: 3,
+            intervalMs: 1_200,
+            timeoutMs: TIMEOUT_MS,
+            localPort: udpPort(cell),
+          }),
+        ),
+      );
+      for (const [i, cell] of flows.entries()) {
+        const e = refreshed[i]?.at(-1);
+        const served =
+          cell.expected !== "dropped" && cell.expected !== "refused" && cell.expected !== "nowhere";
+        if (served && e?.outcome !== "ok")
+          throw new Error(
+            `the UDP flow ${cellName(cell)} of ${pairName(cell.pair)} was not served before the scale-down: ${e?.outcome}`,
+          );
+      }
       await f.k8s.apps.patchNamespacedDeployment(
         { name: "mx", namespace: f.ns, body: { spec: { replicas: 0 } } },
         setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
@@ -325,6 +388,14 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
       await f.cluster.flushClientNeighbors?.();
       // kube-proxy's rules follow the EndpointSlices within a sync (minSyncPeriod 1 s).
       await new Promise((r) => setTimeout(r, 2_000));
+    });
+    // The UDP flows first, all pairs: their entries must still be alive when they are tried.
+    describe("UDP flows kept from the serving phase", () => {
+      describe.each(POLICY_PAIRS.map((p) => [pairName(p), p] as const))("%s", (_, pair) => {
+        it.each(cellsOf("none", pair, "udp").map((c) => [title(c), c] as const))("%s", async (_t, cell) => {
+          await runCell(cell);
+        });
+      });
     });
     describe.each(POLICY_PAIRS.map((p) => [pairName(p), p] as const))("%s", (_, pair) => {
       it.each(cellsOf("none", pair).map((c) => [title(c), c] as const))("%s", async (_t, cell) => {

@@ -121,6 +121,34 @@ describe("the policy matrix as data", () => {
     expect(excluded).toContain("Cluster/Cluster external -> loadbalancer: snat:ann");
   });
 
+  it("UDP from a fixed port: the chosen cells, as TCP while serving; with no endpoint an unmasqueraded NodePort flow keeps its stale entry", () => {
+    const udp = (state: "serving" | "none") =>
+      matrixCells("iptables", state, "v1.37.2", "udp")
+        .filter(
+          (c) => c.pair.externalTrafficPolicy === "Cluster" && c.pair.internalTrafficPolicy === "Cluster",
+        )
+        .map((c) => `${c.source} -> ${c.entry} ${c.protocol}: ${c.expected}`);
+    expect(udp("serving")).toEqual([
+      "external -> nodeport@E udp: snat:E",
+      "external -> loadbalancer udp: snat:ann",
+      "pod@N -> clusterip udp: own",
+      "host@N -> clusterip udp: own",
+    ]);
+    expect(udp("none")).toEqual([
+      "external -> nodeport@E udp: refused",
+      "external -> loadbalancer udp: nowhere",
+      "pod@N -> clusterip udp: refused",
+      "host@N -> clusterip udp: refused",
+    ]);
+    // Under eTP=Local nothing masqueraded the flow: its stale entry stays and leads to the dead pod.
+    expect(
+      matrixCells("nftables", "none", "v1.37.2", "udp")
+        .filter((c) => c.pair.externalTrafficPolicy === "Local" && c.entry === "nodeport@E")
+        .map((c) => c.expected),
+    ).toEqual(["nowhere", "nowhere"]);
+    expect(matrixCells("iptables", "E cordoned", "v1.37.2", "udp")).toEqual([]);
+  });
+
   it("renders a grid with expected against seen", () => {
     const [a, b] = matrixCells("iptables", "serving", "v1.37.2");
     if (!a || !b) throw new Error("no cells");

@@ -2,7 +2,7 @@ import type { Dirent } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
-import { ENTRIES, pairName, SOURCES, stateTitle } from "../../manifests/policy-matrix.ts";
+import { cellGroup, ENTRIES, SOURCES } from "../../manifests/policy-matrix.ts";
 import { describeEntry, type LedgerEntry, type Verdict } from "../assert/verdicts.ts";
 import type { TimelineEvent } from "../disrupt/timeline.ts";
 import type { CellResult } from "./matrix.ts";
@@ -598,7 +598,7 @@ function renderMatrixTables(m: RunData["matrices"][number]): string {
   ];
   const groups = new Map<string, CellResult[]>();
   for (const r of results) {
-    const key = `${stateTitle(r.state)}, ${pairName(r.pair)}`;
+    const key = cellGroup(r);
     groups.set(key, [...(groups.get(key) ?? []), r]);
   }
   for (const [key, cells] of groups) {

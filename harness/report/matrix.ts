@@ -1,13 +1,12 @@
 import {
+  cellGroup,
   ENTRIES,
   type Entry,
   type MatrixState,
   type Outcome,
   type PolicyPair,
-  pairName,
   SOURCES,
   type Source,
-  stateTitle,
 } from "../../manifests/policy-matrix.ts";
 
 /** One judged cell of the policy matrix. */
@@ -16,6 +15,7 @@ export interface CellResult {
   entry: Entry;
   pair: PolicyPair;
   state: MatrixState;
+  protocol?: "udp";
   expected: Outcome;
   /** What the requests showed (seenOutcome). */
   seen: string;
@@ -35,7 +35,7 @@ export function renderMatrix(results: CellResult[], title: string): string {
   const lines = [title, ""];
   const groups = new Map<string, CellResult[]>();
   for (const r of results) {
-    const key = `${stateTitle(r.state)}, ${pairName(r.pair)}`;
+    const key = cellGroup(r);
     groups.set(key, [...(groups.get(key) ?? []), r]);
   }
   const width = 22;
