@@ -140,7 +140,7 @@ const commands: Record<string, Command> = {
   run: {
     summary: "run the conformance suites: verdict table, JUnit and per-test ledgers; non-zero on any failure",
     usage:
-      "tph run [--provider local|kind|kubeconfig] [--proxy-mode MODE] [--suite NAME[,NAME...]] [--artifacts DIR] [--retain] [--use-running] [--repeat N] [--no-install] [--kubeconfig FILE [--context NAME] [--allow-disruption] [--client-ip IP]]",
+      "tph run [--provider local|kind|kubeconfig] [--proxy-mode MODE] [--suite NAME[,NAME...]] [--artifacts DIR] [--retain] [--use-running] [--cluster-per-suite] [--repeat N] [--no-install] [--kubeconfig FILE [--context NAME] [--allow-disruption] [--client-ip IP]]",
     options: {
       ...common,
       "proxy-mode": {
@@ -171,7 +171,11 @@ const commands: Record<string, Command> = {
       },
       "use-running": {
         type: "boolean",
-        help: "run every suite on the running cluster --name (from `tph up`) instead of one cluster per suite",
+        help: "run every suite on the running cluster --name (from `tph up`) instead of the run's own clusters",
+      },
+      "cluster-per-suite": {
+        type: "boolean",
+        help: "give every suite a cluster of its own (by default the suites that change no node share one per proxy mode)",
       },
       "no-install": {
         type: "boolean",
@@ -224,6 +228,7 @@ const commands: Record<string, Command> = {
           artifacts: typeof values.artifacts === "string" ? values.artifacts : `artifacts/run-${stamp}`,
           retain: values.retain === true,
           useRunning: values["use-running"] === true,
+          clusterPerSuite: values["cluster-per-suite"] === true,
           repeat,
           install: values["no-install"] !== true,
         },

@@ -27,8 +27,9 @@ import {
 
 /**
  * `tph run`: the main job. Runs the conformance suites (vitest project `e2e`) on the chosen provider and
- * proxy mode; each suite brings its own cluster up and tears it down (kept with --retain), or with
- * --use-running all of them use the cluster `tph up` left running. Writes JUnit
+ * proxy mode. Suites that change no node share one cluster per proxy mode (each in a namespace of its
+ * own); the others bring their own cluster up and tear it down (kept with --retain); --cluster-per-suite
+ * gives every suite its own; with --use-running all of them use the cluster `tph up` left running. Writes JUnit
  * XML and, per test, the JSON ledger of every request with its verdicts into the artifacts directory,
  * prints a verdict table, and returns non-zero on any failure or error, and when no test ran at all.
  */
@@ -36,8 +37,10 @@ export interface RunOptions {
   suites: string[];
   artifacts: string;
   retain: boolean;
-  /** Run every suite on the running cluster config.clusterName instead of one cluster per suite. */
+  /** Run every suite on the running cluster config.clusterName instead of the run's own clusters. */
   useRunning?: boolean;
+  /** Every suite on a cluster of its own; by default those that change no node share one per mode. */
+  clusterPerSuite?: boolean;
   /** Run the suites this many times in a row and summarize each test's passes (default 1). */
   repeat?: number;
   /** Whether the preflight may install missing Debian packages (default true). */
@@ -135,6 +138,7 @@ export async function runSuites(config: HarnessConfig, options: RunOptions, logg
   process.env.TPH_PROVIDER = config.provider;
   if (config.provider === "kubeconfig") await targetEnvironment(config, logger);
   if (options.retain) process.env.TPH_RETAIN = "1";
+  if (options.clusterPerSuite) process.env.TPH_SHARE_CLUSTERS = "0";
 
   if (repeat === 1) {
     logger.step(`running ${chosen.length} suite(s) on ${config.provider}: ${chosen.join(", ")}`);

@@ -49,7 +49,8 @@ describe("tph run's verdict", () => {
         artifacts,
         "--no-install",
       ],
-      { env: { TPH_CACHE_DIR: cache, TPH_E2E_STATE_DIR: state } },
+      // A cluster of its own: this run's shared clusters hold the shared names and subnets.
+      { env: { TPH_CACHE_DIR: cache, TPH_E2E_STATE_DIR: state, TPH_SHARE_CLUSTERS: "0" } },
     );
     expect(r.exitCode, r.stdout).toBe(1);
     // The row, then its cause on the next line.

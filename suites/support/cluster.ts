@@ -10,6 +10,7 @@ import {
   zonesMissing,
 } from "../../harness/cluster/provider.ts";
 import { getProvider } from "../../harness/cluster/providers.ts";
+import { sharedClusterFor } from "../../harness/cluster/shared.ts";
 import { type ConfigOverrides, loadConfig } from "../../harness/core/config.ts";
 import { createLogger } from "../../harness/core/logger.ts";
 import { waitFor } from "../../harness/core/wait.ts";
@@ -26,10 +27,25 @@ export { PROXY_MODES } from "./env.ts";
 const REUSE = process.env.TPH_REUSE_CLUSTER;
 const REUSE_STATE_DIR = process.env.TPH_REUSE_STATE_DIR;
 
+/**
+ * One cluster per proxy mode for the run's suites that can share one (`tph run --cluster-per-suite`, or
+ * TPH_SHARE_CLUSTERS=0, gives each its own): a suite shares when it asks for nothing but the default
+ * cluster shape in a proxy mode, and needs nothing that changes nodes (no node disruption, no node power,
+ * no kube-proxy releases). It works in a namespace of its own, deleted after it, as on a reused cluster.
+ * The first suite that needs a mode's shared cluster brings it up; the e2e global setup's teardown
+ * deletes it at the end of the run (gc at the start of the next run, after a crash).
+ */
+const SHARE = process.env.TPH_SHARE_CLUSTERS !== "0" && REUSE === undefined;
+
+/** The shared cluster a suite runs on, or undefined when it needs a cluster of its own. */
+function sharedFor(overrides: ConfigOverrides, needs: readonly Capability[]): ConfigOverrides | undefined {
+  return SHARE ? sharedClusterFor(overrides, needs, e2eConfig().cluster.proxyMode) : undefined;
+}
+
 export interface ClusterFixture {
   readonly cluster: StartedCluster;
   readonly k8s: KubeClients;
-  /** The namespace the suite's objects go in: "default" on its own cluster, its own on a reused one. */
+  /** The namespace the suite's objects go in: "default" on its own cluster, its own on a shared one. */
   readonly ns: string;
   /**
    * Why the suite's tests skip (an unmet need), or undefined: a suite's own beforeAll returns early on
@@ -64,7 +80,8 @@ export function useCluster(
   const wanted = REUSE ? loadConfig({}) : e2eConfig(overrides);
   const provider = getProvider(wanted.provider);
   const attached = REUSE !== undefined || !provider.capabilities(wanted).createClusters;
-  const ns = attached ? `tph-${overrides.clusterName}` : "default";
+  const shared = attached ? undefined : sharedFor(overrides, needs);
+  const ns = attached || shared ? `tph-${overrides.clusterName}` : "default";
   /** What of `more` this provider (and, once attached, the cluster it found) cannot do. */
   const lacking = (more: Capability[]) =>
     unmetNeeds(
@@ -102,6 +119,21 @@ export function useCluster(
       await recreateNamespace(k8s, ns);
       return;
     }
+    if (shared) {
+      const config = e2eConfig(shared);
+      cluster = await provider.attach(config, createLogger("quiet"));
+      if (!cluster) {
+        // What a crashed worker left half made under the shared name goes first.
+        await provider.gc(config, { logger: createLogger("quiet") });
+        cluster = await provider.up(config, { logger: createLogger(config.logLevel) });
+      }
+      // As on a fresh cluster, the external client knows no node's MAC yet: an entry left by an earlier
+      // suite's LoadBalancer IP (handed out again) would send to a node that no longer announces it.
+      await cluster.flushClientNeighbors?.();
+      k8s = kubeClients(cluster.kubeconfigPath);
+      await recreateNamespace(k8s, ns);
+      return;
+    }
     cluster = await provider.up(wanted, { logger: createLogger(wanted.logLevel) });
     k8s = kubeClients(cluster.kubeconfigPath);
   });
@@ -121,9 +153,14 @@ export function useCluster(
     if (leaks.length > 0) throw new Error(`the test left the cluster changed: ${leaks.join("; ")}`);
   });
   afterAll(async () => {
-    if (attached) {
-      if (k8s && process.env.TPH_RETAIN !== "1")
-        await k8s.core.deleteNamespace({ name: ns }).catch(() => undefined);
+    if (attached || shared) {
+      if (shared && cluster && failed && process.env.TPH_ARTIFACTS)
+        await cluster
+          .exportLogs(join(process.env.TPH_ARTIFACTS, "logs", `${cluster.name}-${overrides.clusterName}`))
+          .catch((err: unknown) => console.warn(`could not export the logs of ${cluster?.name}: ${err}`));
+      // Not waited for: its Services go at once (addresses, NodePorts and endpoints released); its pods
+      // may take their grace period, in a namespace no later suite uses.
+      if (k8s && process.env.TPH_RETAIN !== "1") await deleteNamespace(k8s, ns, false);
       return;
     }
     // A suite that failed leaves its cluster's logs with the run's artifacts, taken before the delete.
@@ -160,19 +197,7 @@ export function useCluster(
 
 /** A fresh namespace: a leftover of an earlier run on the same cluster is deleted first. */
 async function recreateNamespace(k8s: KubeClients, name: string): Promise<void> {
-  await k8s.core.deleteNamespace({ name }).catch(() => undefined);
-  await waitFor(
-    async () => {
-      try {
-        await k8s.core.readNamespace({ name });
-        return { done: false, state: "terminating" };
-      } catch (err) {
-        if (apiStatus(err) === 404) return { done: true, value: undefined };
-        throw err;
-      }
-    },
-    { description: `namespace ${name} from an earlier run to go`, timeoutMs: 120_000, intervalMs: 500 },
-  );
+  await deleteNamespace(k8s, name, true);
   // Labelled as tph's and annotated with who made it: `tph gc` finds it after a crash.
   await k8s.core.createNamespace({
     body: {
@@ -183,6 +208,24 @@ async function recreateNamespace(k8s: KubeClients, name: string): Promise<void> 
       },
     },
   });
+}
+
+/** Deletes a namespace; with `wait`, until it is gone (its pods terminated, its Services released). */
+async function deleteNamespace(k8s: KubeClients, name: string, wait: boolean): Promise<void> {
+  await k8s.core.deleteNamespace({ name }).catch(() => undefined);
+  if (!wait) return;
+  await waitFor(
+    async () => {
+      try {
+        await k8s.core.readNamespace({ name });
+        return { done: false, state: "terminating" };
+      } catch (err) {
+        if (apiStatus(err) === 404) return { done: true, value: undefined };
+        throw err;
+      }
+    },
+    { description: `namespace ${name} to go`, timeoutMs: 120_000, intervalMs: 500 },
+  );
 }
 
 /** What a test may change on a node and must put back. */

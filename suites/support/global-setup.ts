@@ -1,5 +1,6 @@
 import { getProvider } from "../../harness/cluster/providers.ts";
-import { createLogger } from "../../harness/core/logger.ts";
+import { sharedClusterOverrides } from "../../harness/cluster/shared.ts";
+import { createLogger, type Logger } from "../../harness/core/logger.ts";
 import { acquireRunLock, E2E_LOCK_PATH, releaseRunLock } from "../../harness/core/run-lock.ts";
 import { e2eConfig, PROXY_MODES } from "./env.ts";
 
@@ -25,5 +26,29 @@ export default async function setup(): Promise<() => Promise<void>> {
     await release();
     throw err;
   }
-  return release;
+  return async () => {
+    try {
+      await deleteSharedClusters(logger);
+    } finally {
+      await release();
+    }
+  };
+}
+
+/** The run's shared clusters (suites/support/cluster.ts brings them up on first use): deleted at its end. */
+async function deleteSharedClusters(logger: Logger): Promise<void> {
+  for (const mode of PROXY_MODES) {
+    const config = e2eConfig(sharedClusterOverrides(mode));
+    const provider = getProvider(config.provider);
+    if (!provider.capabilities(config).createClusters) return;
+    const cluster = await provider.attach(config, createLogger("quiet"));
+    if (!cluster) continue;
+    if (process.env.TPH_RETAIN === "1") {
+      logger.warn(
+        `retained the shared cluster ${cluster.name}: delete it with TPH_STATE_DIR=${config.stateDir} tph down --name ${cluster.name}`,
+      );
+      continue;
+    }
+    await cluster.delete();
+  }
 }
