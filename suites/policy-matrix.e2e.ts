@@ -145,20 +145,16 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
       const port = svc.spec?.ports?.find((p) => p.protocol !== "UDP")?.nodePort;
       const udpPort = svc.spec?.ports?.find((p) => p.protocol === "UDP")?.nodePort;
       const lb = await waitLoadBalancerIP(f.k8s, ns, name);
-      targets.set(name, {
-        clusterip: `${svc.spec?.clusterIP}:80`,
-        "nodeport@E": `${eIP}:${port}`,
-        "nodeport@N": `${nIP}:${port}`,
-        loadbalancer: `${lb}:80`,
-        externalip: `${externalIPs[i]}:80`,
+      // Every entry point's address for the Service port `servicePort`, whose NodePort is `nodePort`.
+      const entries = (servicePort: number, nodePort?: number): Record<Entry, string> => ({
+        clusterip: `${svc.spec?.clusterIP}:${servicePort}`,
+        "nodeport@E": `${eIP}:${nodePort}`,
+        "nodeport@N": `${nIP}:${nodePort}`,
+        loadbalancer: `${lb}:${servicePort}`,
+        externalip: `${externalIPs[i]}:${servicePort}`,
       });
-      udpTargets.set(name, {
-        clusterip: `${svc.spec?.clusterIP}:81`,
-        "nodeport@E": `${eIP}:${udpPort}`,
-        "nodeport@N": `${nIP}:${udpPort}`,
-        loadbalancer: `${lb}:81`,
-        externalip: `${externalIPs[i]}:81`,
-      });
+      targets.set(name, entries(80, port));
+      udpTargets.set(name, entries(81, udpPort));
       await waitServing(f.cluster, { kind: "external" }, { target: `${eIP}:${port}` });
       announcer.set(name, await settledAnnouncer(f.cluster, f.k8s, ns, name, `${lb}:80`));
     }

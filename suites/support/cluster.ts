@@ -153,22 +153,19 @@ export function useCluster(
     if (leaks.length > 0) throw new Error(`the test left the cluster changed: ${leaks.join("; ")}`);
   });
   afterAll(async () => {
+    // A suite that failed leaves its cluster's logs with the run's artifacts, taken before the delete; a
+    // shared cluster's under the suite's name too, since several suites may fail on it.
+    if (!attached && cluster && failed && process.env.TPH_ARTIFACTS) {
+      const dir = shared ? `${cluster.name}-${overrides.clusterName}` : cluster.name;
+      await cluster
+        .exportLogs(join(process.env.TPH_ARTIFACTS, "logs", dir))
+        .catch((err: unknown) => console.warn(`could not export the logs of ${cluster?.name}: ${err}`));
+    }
     if (attached || shared) {
-      if (shared && cluster && failed && process.env.TPH_ARTIFACTS)
-        await cluster
-          .exportLogs(join(process.env.TPH_ARTIFACTS, "logs", `${cluster.name}-${overrides.clusterName}`))
-          .catch((err: unknown) => console.warn(`could not export the logs of ${cluster?.name}: ${err}`));
       // Not waited for: its Services go at once (addresses, NodePorts and endpoints released); its pods
       // may take their grace period, in a namespace no later suite uses.
       if (k8s && process.env.TPH_RETAIN !== "1") await deleteNamespace(k8s, ns, false);
       return;
-    }
-    // A suite that failed leaves its cluster's logs with the run's artifacts, taken before the delete.
-    if (cluster && failed && process.env.TPH_ARTIFACTS) {
-      const dir = join(process.env.TPH_ARTIFACTS, "logs", cluster.name);
-      await cluster
-        .exportLogs(dir)
-        .catch((err: unknown) => console.warn(`could not export the logs of ${cluster?.name}: ${err}`));
     }
     if (cluster && process.env.TPH_RETAIN === "1") {
       console.warn(
