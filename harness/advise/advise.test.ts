@@ -86,4 +86,67 @@ describe("tph advise", () => {
     ]);
     expect(nodeLocal.placement.every((p) => p.met)).toBe(true);
   });
+
+  it("a Local policy on pods confined to some nodes: the DaemonSet drops what confines them", () => {
+    const packed = structuredClone(deployment);
+    const pod = packed.spec?.template.spec;
+    if (pod) {
+      pod.nodeSelector = { "kubernetes.io/hostname": "w1" };
+      pod.affinity = {
+        podAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: [
+            { labelSelector: { matchLabels: { app: "shop" } }, topologyKey: "kubernetes.io/hostname" },
+          ],
+        },
+      };
+    }
+    const a = advise({
+      service: service({ type: "LoadBalancer" }),
+      workload: packed,
+      pdbs: [],
+      goal: "source-ip",
+    });
+    expect(a.placement[0]?.change).toBe(
+      "run shop as a DaemonSet (same pod template, without its nodeSelector and required pod affinity)",
+    );
+    const ds = a.advised.find((o) => o.kind === "DaemonSet") as V1DaemonSet;
+    expect(ds.spec?.template.spec?.nodeSelector).toBeUndefined();
+    expect(
+      ds.spec?.template.spec?.affinity?.podAffinity?.requiredDuringSchedulingIgnoredDuringExecution,
+    ).toBeUndefined();
+    // A DaemonSet held to some nodes does not meet it either.
+    const heldDs: V1DaemonSet = {
+      apiVersion: "apps/v1",
+      kind: "DaemonSet",
+      metadata: { name: "shop" },
+      spec: { selector: packed.spec?.selector ?? {}, template: structuredClone(packed.spec?.template ?? {}) },
+    };
+    const held = advise({
+      service: service({ type: "LoadBalancer" }),
+      workload: heldDs,
+      pdbs: [],
+      goal: "source-ip",
+    });
+    expect(held.placement[0]).toMatchObject({ met: false });
+    expect(held.placement[0]?.change).toMatch(/^remove the DaemonSet's nodeSelector/);
+  });
+
+  it("the health-check node port is a rollback trigger only for a LoadBalancer with eTP Local", () => {
+    const hcnp = (a: ReturnType<typeof advise>) =>
+      a.rollback.trigger.some((t) => t.includes("healthCheckNodePort"));
+    const lb = advise({
+      service: service({ type: "LoadBalancer" }),
+      workload: deployment,
+      pdbs: [],
+      goal: "source-ip",
+    });
+    const cip = advise({
+      service: service({ type: "ClusterIP" }),
+      workload: deployment,
+      pdbs: [],
+      goal: "node-local",
+    });
+    expect(hcnp(lb)).toBe(true);
+    expect(hcnp(cip)).toBe(false);
+  });
 });

@@ -63,12 +63,18 @@ export function advise(input: AdviceInput): Advice {
   const template = (workload?.spec as { template?: V1PodTemplateSpec } | undefined)?.template;
   const container = template?.spec?.containers?.[0];
 
-  if (local)
+  if (local) {
+    // A nodeSelector or a required (anti-)affinity keeps even a DaemonSet off some nodes.
+    const confined = confinement(template);
+    const drop = confined.length > 0 ? `, without its ${confined.join(" and ")}` : "";
     placement.push({
       what: "a ready backend on every node that receives the traffic (a Local policy drops on the others)",
-      met: daemonSet,
-      change: daemonSet ? "" : `run ${workload?.metadata?.name ?? name} as a DaemonSet (same pod template)`,
+      met: daemonSet && confined.length === 0,
+      change: daemonSet
+        ? `remove the DaemonSet's ${confined.join(" and ")}, so it runs on every node`
+        : `run ${workload?.metadata?.name ?? name} as a DaemonSet (same pod template${drop})`,
     });
+  }
   if (goal === "zone-local")
     placement.push({
       what: "backends spread over every zone (topology.kubernetes.io/zone), at least one per zone",
@@ -116,7 +122,13 @@ export function advise(input: AdviceInput): Advice {
       command: `kubectl -n ${ns} patch service ${name} --type merge -p '{"spec":{${external ? '"externalTrafficPolicy":"Cluster",' : ""}"internalTrafficPolicy":"Cluster","trafficDistribution":null}}'`,
       trigger: [
         "kube-proxy's kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy=...} above 0 on a node that receives traffic",
-        "the health-check node port (spec.healthCheckNodePort) answering 503 on a node the load balancer still sends to",
+        // Only a LoadBalancer with eTP=Local has a health-check node port (service validation).
+        ...(service.spec?.type === "LoadBalancer" &&
+        spec.some((s) => s.field === "spec.externalTrafficPolicy" && s.value === "Local")
+          ? [
+              "the health-check node port (spec.healthCheckNodePort) answering 503 on a node the load balancer still sends to",
+            ]
+          : []),
         "client timeouts (not refusals) to the Service during a rollout, a drain or a node loss",
       ],
     },
@@ -182,6 +194,33 @@ function settings(goal: Goal, external: boolean): Setting[] {
         },
       ];
   }
+}
+
+/** What in a pod template keeps its pods off some nodes: a nodeSelector, required node or pod affinity. */
+function confinement(template: V1PodTemplateSpec | undefined): string[] {
+  const spec = template?.spec;
+  const out: string[] = [];
+  if (spec?.nodeSelector && Object.keys(spec.nodeSelector).length > 0) out.push("nodeSelector");
+  if (spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution)
+    out.push("required node affinity");
+  if (spec?.affinity?.podAffinity?.requiredDuringSchedulingIgnoredDuringExecution)
+    out.push("required pod affinity");
+  if (spec?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution)
+    out.push("required pod anti-affinity");
+  return out;
+}
+
+/** A DaemonSet's pods go to every node only without what confines them (see `confinement`). */
+function unconfine(pod: NonNullable<V1PodTemplateSpec["spec"]>): void {
+  delete pod.nodeSelector;
+  const a = pod.affinity;
+  if (!a) return;
+  if (a.nodeAffinity) delete a.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution;
+  if (a.podAffinity) delete a.podAffinity.requiredDuringSchedulingIgnoredDuringExecution;
+  if (a.podAntiAffinity) delete a.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution;
+  for (const k of ["nodeAffinity", "podAffinity", "podAntiAffinity"] as const)
+    if (a[k] && Object.keys(a[k]).length === 0) delete a[k];
+  if (Object.keys(a).length === 0) delete pod.affinity;
 }
 
 function hasSpread(template: V1PodTemplateSpec | undefined, key: string): boolean {
@@ -265,6 +304,7 @@ function advisedObjects(
   const selector = w.spec?.selector;
   const meta = { name: w.metadata?.name, ...(w.metadata?.labels && { labels: w.metadata.labels }) };
   if (unmet("a ready backend on every node") || w.kind === "DaemonSet") {
+    if (unmet("a ready backend on every node")) unconfine(pod);
     out.push({
       apiVersion: "apps/v1",
       kind: "DaemonSet",
