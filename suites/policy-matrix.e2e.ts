@@ -58,7 +58,9 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
     cluster: { proxyMode: mode },
   });
   const ledger = useLedger();
-  const kubeProxyVersion = e2eConfig().cluster.kubeProxyVersion;
+  // Known before the cluster is (the cells are listed first): the run's kube-proxy, else its Kubernetes
+  // release, else the pinned one (the newest, hence "v9.99.0" below).
+  const kubeProxyVersion = e2eConfig().cluster.kubeProxyVersion ?? e2eConfig().cluster.kubernetesVersion;
   const results: CellResult[] = [];
 
   let E = "";

@@ -15,9 +15,16 @@ import { runSuites } from "./run.ts";
 /**
  * `tph compare` runs the same suites under two settings, A then B, and prints what behaves differently;
  * `tph diff` does the same for two finished runs. Exactly one setting differs between the sides: the
- * proxy mode (moving from iptables to nftables) or the kube-proxy release (an upgrade).
+ * proxy mode (moving from iptables to nftables), the Kubernetes or kube-proxy release (an upgrade), or
+ * kube-proxy's configuration.
  */
-export type Dimension = "proxy-mode" | "kube-proxy-version" | "kube-proxy-config";
+export const DIMENSIONS = [
+  "proxy-mode",
+  "kubernetes-version",
+  "kube-proxy-version",
+  "kube-proxy-config",
+] as const;
+export type Dimension = (typeof DIMENSIONS)[number];
 
 export interface CompareOptions {
   dimension: Dimension;
@@ -35,24 +42,34 @@ export function parseSides(dimension: Dimension, value: string): [string, string
       `--${dimension} ${value}: give two values, A,B`,
       `e.g. --${dimension} ${example(dimension)}`,
     );
-  for (const v of sides)
-    if (dimension === "proxy-mode") parseProxyMode(v);
-    else if (dimension === "kube-proxy-version") parseKubernetesVersion(v, `--${dimension}`);
-    else readKubeProxyConfigFile(v);
-  // The suites run in vitest's workers, from another directory's point of view: absolute paths.
-  return (dimension === "kube-proxy-config" ? sides.map((v) => resolve(v)) : sides) as [string, string];
+  return sides.map((v) => parseSide(dimension, v)) as [string, string];
+}
+
+/**
+ * One side's value, checked; as the suites take it from the environment (ENV). The suites run in
+ * vitest's workers, from another directory's point of view: files become absolute paths.
+ */
+export function parseSide(dimension: Dimension, v: string): string {
+  if (dimension === "proxy-mode") return parseProxyMode(v);
+  if (dimension === "kubernetes-version" || dimension === "kube-proxy-version")
+    return parseKubernetesVersion(v, `--${dimension}`);
+  readKubeProxyConfigFile(v);
+  return resolve(v);
 }
 
 function example(d: Dimension): string {
   return {
     "proxy-mode": "iptables,nftables",
+    "kubernetes-version": "v1.36.3,v1.37.2",
     "kube-proxy-version": "v1.36.3,v1.37.2",
     "kube-proxy-config": "a.yaml,b.yaml",
   }[d];
 }
 
-const ENV: Record<Dimension, string> = {
+/** Where the suites read each setting. */
+export const ENV: Record<Dimension, string> = {
   "proxy-mode": "TPH_PROXY_MODE",
+  "kubernetes-version": "TPH_KUBERNETES_VERSION",
   "kube-proxy-version": "TPH_KUBE_PROXY_VERSION",
   "kube-proxy-config": "TPH_KUBE_PROXY_CONFIG",
 };

@@ -34,7 +34,7 @@ import { createLogger, type Logger } from "../core/logger.ts";
 import { kubeClients } from "../k8s/client.ts";
 import { loadScenario } from "../scenario/load.ts";
 import { newScenario, type Obj, scenarioFromObjects } from "../scenario/new.ts";
-import { compare, type Dimension, diffDirs, parseSides } from "./compare.ts";
+import { compare, DIMENSIONS, type Dimension, diffDirs, ENV, parseSide, parseSides } from "./compare.ts";
 import { doctor } from "./doctor.ts";
 import { listSuites, parseRepeat, runSuites } from "./run.ts";
 
@@ -87,7 +87,10 @@ const commands: Record<string, Command> = {
         type: "string",
         help: "kube-proxy mode: iptables (default) or nftables; ipvs needs a kernel with IPVS",
       },
-      "kubernetes-version": { type: "string", help: "kind: node image kindest/node:VERSION (e.g. v1.35.1)" },
+      "kubernetes-version": {
+        type: "string",
+        help: "the Kubernetes release: local builds it on demand (e.g. v1.36.3); kind runs kindest/node:VERSION",
+      },
       "kube-proxy-version": {
         type: "string",
         help: "local: run this kube-proxy release on every node (built on demand, e.g. v1.35.4); per node in --config",
@@ -155,6 +158,10 @@ const commands: Record<string, Command> = {
         type: "string",
         help: "a KubeProxyConfiguration patch (YAML file, merge patch) for every cluster's kube-proxy",
       },
+      "kubernetes-version": {
+        type: "string",
+        help: "every cluster runs this Kubernetes release: local builds it on demand (e.g. v1.36.3); kind runs kindest/node:VERSION",
+      },
       "metallb-version": {
         type: "string",
         help: "local: every cluster runs this MetalLB release (built on demand, e.g. v0.15.2)",
@@ -207,6 +214,8 @@ const commands: Record<string, Command> = {
       if (typeof values["proxy-mode"] === "string")
         process.env.TPH_PROXY_MODE = parseProxyMode(values["proxy-mode"]);
       // The suites build their clusters from the environment (they run in vitest's workers).
+      if (config.cluster.kubernetesVersion)
+        process.env.TPH_KUBERNETES_VERSION = config.cluster.kubernetesVersion;
       if (config.cluster.kubeProxyVersion)
         process.env.TPH_KUBE_PROXY_VERSION = config.cluster.kubeProxyVersion;
       if (typeof values["kube-proxy-config"] === "string")
@@ -300,10 +309,14 @@ const commands: Record<string, Command> = {
     summary:
       "run the same suites under two settings (proxy modes or kube-proxy releases) and print what differs",
     usage:
-      "tph compare (--proxy-mode A,B | --kube-proxy-version A,B | --kube-proxy-config A.yaml,B.yaml) [--suite NAME[,NAME...]] [--artifacts DIR] [--no-install]",
+      "tph compare (--proxy-mode A,B | --kubernetes-version A,B | --kube-proxy-version A,B | --kube-proxy-config A.yaml,B.yaml) [--suite NAME[,NAME...]] [--artifacts DIR] [--no-install]",
     options: {
       ...common,
       "proxy-mode": { type: "string", help: "the two kube-proxy modes, e.g. iptables,nftables" },
+      "kubernetes-version": {
+        type: "string",
+        help: "the two Kubernetes releases (control plane and kube-proxy), e.g. v1.36.3,v1.37.2",
+      },
       "kube-proxy-version": { type: "string", help: "the two kube-proxy releases, e.g. v1.36.3,v1.37.2" },
       "kube-proxy-config": {
         type: "string",
@@ -318,25 +331,18 @@ const commands: Record<string, Command> = {
     },
     async run(config, values, logger) {
       // The setting compared is the one given as A,B; the others, given once, hold for both sides.
-      const dims = ["proxy-mode", "kube-proxy-version", "kube-proxy-config"] as const;
-      const given = dims.filter((d) => typeof values[d] === "string" && (values[d] as string).includes(","));
+      const given = DIMENSIONS.filter(
+        (d) => typeof values[d] === "string" && (values[d] as string).includes(","),
+      );
       if (given.length !== 1)
         throw new UsageError(
-          "tph compare needs exactly one of --proxy-mode A,B, --kube-proxy-version A,B and --kube-proxy-config A,B",
+          `tph compare needs exactly one of ${DIMENSIONS.map((d) => `--${d} A,B`).join(", ")}`,
           "the other settings, given once, are the same on both sides",
         );
-      const env = {
-        "proxy-mode": "TPH_PROXY_MODE",
-        "kube-proxy-version": "TPH_KUBE_PROXY_VERSION",
-        "kube-proxy-config": "TPH_KUBE_PROXY_CONFIG",
-      } as const;
-      for (const d of dims) {
+      for (const d of DIMENSIONS) {
         const v = values[d];
         if (typeof v !== "string" || d === given[0]) continue;
-        if (d === "proxy-mode") parseProxyMode(v);
-        else if (d === "kube-proxy-version") parseKubernetesVersion(v, "--kube-proxy-version");
-        else readKubeProxyConfigFile(v);
-        process.env[env[d]] = d === "kube-proxy-config" ? resolve(v) : v;
+        process.env[ENV[d]] = parseSide(d, v);
       }
       const dimension = given[0] as Dimension;
       const stamp = new Date().toISOString().replace(/[:.]/g, "-");
@@ -737,10 +743,12 @@ export async function main(argv: string[]): Promise<number> {
       kubeProxyVersion: parseKubernetesVersion(values["kube-proxy-version"], "--kube-proxy-version"),
     };
   }
+  if (typeof values["kubernetes-version"] === "string")
+    overrides.cluster = {
+      ...overrides.cluster,
+      kubernetesVersion: parseKubernetesVersion(values["kubernetes-version"], "--kubernetes-version"),
+    };
   overrides.kind = {
-    ...(typeof values["kubernetes-version"] === "string" && {
-      kubernetesVersion: values["kubernetes-version"],
-    }),
     ...(typeof values["node-image"] === "string" && { nodeImage: values["node-image"] }),
     ...(values["disable-cni"] === true && { disableDefaultCNI: true }),
   };

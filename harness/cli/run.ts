@@ -168,6 +168,7 @@ function runSettings(config: HarnessConfig): Record<string, string> {
   return {
     provider: config.provider,
     proxyMode: process.env.TPH_PROXY_MODE ?? "iptables,nftables",
+    ...(process.env.TPH_KUBERNETES_VERSION && { kubernetes: process.env.TPH_KUBERNETES_VERSION }),
     kubeProxy: process.env.TPH_KUBE_PROXY_VERSION ?? "the cluster's",
     ...(process.env.TPH_KUBE_PROXY_CONFIG && { kubeProxyConfig: process.env.TPH_KUBE_PROXY_CONFIG }),
     ...(process.env.TPH_METALLB_VERSION && { metallb: process.env.TPH_METALLB_VERSION }),

@@ -40,9 +40,7 @@ export interface TargetConfig {
 
 /** Settings only the kind provider reads. */
 export interface KindConfig {
-  /** vX.Y.Z: the node image kindest/node:vX.Y.Z. Empty: kind's own default image. */
-  kubernetesVersion?: string;
-  /** A full node image reference, instead of a version. */
+  /** A full node image reference, instead of a version (cluster.kubernetesVersion). */
   nodeImage?: string;
   /** Create the cluster without kindnet (bring your own CNI). */
   disableDefaultCNI: boolean;
@@ -63,6 +61,11 @@ export interface ClusterConfig {
   /** The worker nodes, in order; node i is named `<cluster>-worker`, `<cluster>-worker2`, ... like kind. */
   nodes: NodeSpec[];
   proxyMode: ProxyMode;
+  /**
+   * The Kubernetes release (vX.Y.Z) of the control plane and kube-proxy; unset: the pinned one
+   * (upstream/kubernetes). The local provider builds it on demand; kind runs kindest/node:vX.Y.Z.
+   */
+  kubernetesVersion?: string;
   /** The kube-proxy release every node runs (vX.Y.Z); unset: the cluster's own Kubernetes release. */
   kubeProxyVersion?: string;
   /**
@@ -158,10 +161,13 @@ export function loadConfig(
   const kubeProxyVersion = overrides.cluster?.kubeProxyVersion ?? env.TPH_KUBE_PROXY_VERSION;
   if (kubeProxyVersion)
     config.cluster.kubeProxyVersion = parseKubernetesVersion(kubeProxyVersion, "TPH_KUBE_PROXY_VERSION");
-  const kindVersion = overrides.kind?.kubernetesVersion ?? env.TPH_KIND_K8S_VERSION;
+  // TPH_KIND_K8S_VERSION: its name before the local provider honoured it too.
+  const kubernetesVersion =
+    overrides.cluster?.kubernetesVersion ?? env.TPH_KUBERNETES_VERSION ?? env.TPH_KIND_K8S_VERSION;
+  if (kubernetesVersion)
+    config.cluster.kubernetesVersion = parseKubernetesVersion(kubernetesVersion, "Kubernetes version");
   const kindImage = overrides.kind?.nodeImage ?? env.TPH_KIND_NODE_IMAGE;
   config.kind = {
-    ...(kindVersion && { kubernetesVersion: kindVersion }),
     ...(kindImage && { nodeImage: kindImage }),
     disableDefaultCNI: overrides.kind?.disableDefaultCNI ?? env.TPH_KIND_DISABLE_CNI === "true",
   };

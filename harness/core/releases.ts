@@ -5,8 +5,17 @@ import { TphError } from "./errors.ts";
 /**
  * The kube-proxy release the roll suites go back to and forth with: the minor before the cluster's,
  * pinned in upstream/kube-proxy-previous (the local provider builds it; kind pulls that release's image).
+ * A cluster on another release than the pinned one (`clusterVersion`) rolls to its previous minor's .0
+ * instead, which always exists: the pinned previous release may be as new as that cluster, or newer.
  */
-export async function previousKubeProxyVersion(repoRoot: string): Promise<string> {
+export async function previousKubeProxyVersion(repoRoot: string, clusterVersion?: string): Promise<string> {
+  const pinned = await pinnedPrevious(repoRoot);
+  const minor = (v: string) => Number(v.split(".")[1]);
+  if (!clusterVersion || minor(pinned) === minor(clusterVersion) - 1) return pinned;
+  return `v1.${minor(clusterVersion) - 1}.0`;
+}
+
+async function pinnedPrevious(repoRoot: string): Promise<string> {
   const file = join(repoRoot, "upstream", "kube-proxy-previous", "go.mod");
   const mod = await readFile(file, "utf8").catch((err: unknown) => {
     throw new TphError(`cannot read ${file}`, { cause: err, hint: "run tph from a full checkout" });

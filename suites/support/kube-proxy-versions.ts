@@ -18,6 +18,9 @@ export async function kubeProxyBuilds(
 ): Promise<{ current: KubeProxyBuild; previous: KubeProxyBuild }> {
   if (!cluster.kubeProxyRelease) throw new Error(`provider ${cluster.provider} cannot replace kube-proxy`);
   const current = await cluster.kubeProxyRelease();
-  const previous = await cluster.kubeProxyRelease(await previousKubeProxyVersion(e2eConfig().repoRoot));
+  const config = e2eConfig();
+  const previous = await cluster.kubeProxyRelease(
+    await previousKubeProxyVersion(config.repoRoot, config.cluster.kubernetesVersion),
+  );
   return { current, previous };
 }

@@ -120,12 +120,23 @@ describe("kind provider up", () => {
   });
 
   it("validates its options before any side effect", async () => {
+    expect(() =>
+      loadConfig(
+        { provider: "kind", clusterName: "x", stateDir, cluster: { kubernetesVersion: "1.35" } },
+        {},
+      ),
+    ).toThrow(/"1.35" is not a Kubernetes release/);
     const bad = loadConfig(
-      { provider: "kind", clusterName: "x", stateDir, kind: { kubernetesVersion: "1.35" } },
+      {
+        provider: "kind",
+        clusterName: "x",
+        stateDir,
+        cluster: { nodes: Array.from({ length: 11 }, () => ({})) },
+      },
       {},
     );
     await expect(createKindProvider(neverClient).up(bad, { logger: createMemoryLogger() })).rejects.toThrow(
-      /not of the form vX.Y.Z/,
+      /kind clusters here take 1 to 10 workers/,
     );
     expect((await calls()).map((c) => c.slice(0, 2).join(" "))).toEqual(["docker version"]);
   });

@@ -117,7 +117,7 @@ export function createKindProvider(
         zones: config.cluster.nodes.map((n) => n.zone ?? "").filter(Boolean),
         disableDefaultCNI: config.kind.disableDefaultCNI,
         ...(config.cluster.kubeProxyConfig && { kubeProxyConfig: config.cluster.kubeProxyConfig }),
-        ...(config.kind.kubernetesVersion && { kubernetesVersion: config.kind.kubernetesVersion }),
+        ...(config.cluster.kubernetesVersion && { kubernetesVersion: config.cluster.kubernetesVersion }),
         ...(config.kind.nodeImage && { nodeImage: config.kind.nodeImage }),
       });
       const existing = (await run(["kind", "get", "clusters"])).stdout.split("\n").map((l) => l.trim());

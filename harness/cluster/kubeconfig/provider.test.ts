@@ -54,6 +54,20 @@ describe("the kubeconfig provider", () => {
     );
   });
 
+  it("refuses release and configuration options: it tests the cluster as it is", async () => {
+    const asked = loadConfig(
+      {
+        provider: "kubeconfig",
+        target: { kubeconfig: join(dir, "nope") },
+        cluster: { kubernetesVersion: "v1.36.3", metallbVersion: "v0.15.2" },
+      },
+      {},
+    );
+    await expect(kubeconfigProvider.preflight(asked)).rejects.toThrow(
+      /^--kubernetes-version, --metallb-version: the kubeconfig provider tests the cluster as it is/,
+    );
+  });
+
   it("reads kube-proxy's mode as kubeadm publishes it", () => {
     expect(modeOfKubeProxyConf("apiVersion: kubeproxy.config.k8s.io/v1alpha1\nmode: nftables\n")).toBe(
       "nftables",

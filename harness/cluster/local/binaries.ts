@@ -120,12 +120,7 @@ export async function ensureBinaries(
 ): Promise<BinarySet> {
   const paths = {} as Record<BinaryName, string>;
   const versions: Record<string, string> = {};
-  const built = await ensureModules(
-    config,
-    MODULES.filter((m) => m.core),
-    logger,
-    options,
-  );
+  const built = await ensureModules(config, await coreModules(config, logger), logger, options);
   for (const b of built) {
     versions[b.module.dir] = b.version;
     for (const [name, path] of Object.entries(b.paths)) paths[name as BinaryName] = path;
@@ -145,12 +140,31 @@ export async function ensureExtraBinary(
   return { path: built?.paths[name] as string, version: built?.version as string };
 }
 
-/** The core modules whose binaries are not cached yet: what `ensureBinaries` would build. */
+/**
+ * The modules every cluster of `config` runs: the pinned ones, with Kubernetes replaced by the release
+ * `config.cluster.kubernetesVersion` names when it is another one (pinned into the cache on demand, the
+ * way kube-proxy releases are; `logger` given: pinned now if it is not yet).
+ */
+async function coreModules(config: HarnessConfig, logger?: Logger): Promise<UpstreamModule[]> {
+  const core = MODULES.filter((m) => m.core);
+  const version = config.cluster.kubernetesVersion;
+  if (!version || version === (await pinnedVersions(config.repoRoot)).kubernetes) return core;
+  const pinned = MODULES.find((m) => m.dir === "kubernetes") as UpstreamModule;
+  const root = join(config.cacheDir, "pins", `kubernetes-${version}`);
+  if (logger && !(await allExist(root, ["go.mod", "go.sum"])))
+    await pinRelease(config, `Kubernetes ${version}`, version, root, Object.keys(pinned.packages), logger);
+  return core.map((m) => (m === pinned ? { ...pinned, root } : m));
+}
+
+/**
+ * The core modules whose binaries are not cached yet: what `ensureBinaries` would build (a Kubernetes
+ * release not pinned yet counts as one to build, under the name it will have).
+ */
 export async function modulesToBuild(config: HarnessConfig): Promise<string[]> {
   const missing: string[] = [];
-  for (const m of MODULES.filter((x) => x.core)) {
-    const pin = await readPin(config.repoRoot, m);
-    if (!(await allExist(moduleDir(config, m, pin), Object.values(m.packages)))) missing.push(m.dir);
+  for (const m of await coreModules(config)) {
+    const pin = await readPin(config.repoRoot, m).catch(() => undefined);
+    if (!pin || !(await allExist(moduleDir(config, m, pin), Object.values(m.packages)))) missing.push(m.dir);
   }
   return missing;
 }
@@ -355,14 +369,22 @@ export async function ensureKubeProxy(
   options: { signal?: AbortSignal } = {},
 ): Promise<{ path: string; version: string }> {
   const pins = await pinnedVersions(config.repoRoot);
-  if (version === pins.kubernetes) {
+  if (version === (config.cluster.kubernetesVersion ?? pins.kubernetes)) {
     const core = await ensureBinaries(config, logger, options);
     return { path: core.paths["kube-proxy"], version };
   }
   if (version === pins["kube-proxy-previous"])
     return ensureExtraBinary(config, "kube-proxy-previous", logger, options);
   const root = join(config.cacheDir, "pins", `kube-proxy-${version}`);
-  if (!(await allExist(root, ["go.mod", "go.sum"]))) await pinRelease(config, version, root, logger);
+  if (!(await allExist(root, ["go.mod", "go.sum"])))
+    await pinRelease(
+      config,
+      `kube-proxy ${version}`,
+      version,
+      root,
+      ["k8s.io/kubernetes/cmd/kube-proxy"],
+      logger,
+    );
   const m: UpstreamModule = {
     dir: `kube-proxy-${version}`,
     root,
@@ -375,28 +397,34 @@ export async function ensureKubeProxy(
   return { path: built?.paths["kube-proxy"] as string, version };
 }
 
-/** Writes a pin for kube-proxy `version` into `root` (atomically: a partial pin is never reused). */
+/**
+ * Writes a pin of Kubernetes `version` for `packages` into `root` (atomically: a partial pin is never
+ * reused). `what` names it in messages.
+ */
 async function pinRelease(
   config: HarnessConfig,
+  what: string,
   version: string,
   root: string,
+  packages: string[],
   logger: Logger,
 ): Promise<void> {
-  logger.step(`pinning kube-proxy ${version} from the Go module proxy`);
+  logger.step(`pinning ${what} from the Go module proxy`);
   const go = await findGo(config.repoRoot);
   const tmp = `${root}.partial-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   await mkdir(dirname(tmp), { recursive: true });
   try {
-    await run(
-      [join(config.repoRoot, "upstream/pin-kubernetes.sh"), tmp, version, "k8s.io/kubernetes/cmd/kube-proxy"],
-      { env: { PATH: `${dirname(go)}:${process.env.PATH ?? ""}` }, logger, timeoutMs: 600_000 },
-    );
+    await run([join(config.repoRoot, "upstream/pin-kubernetes.sh"), tmp, version, ...packages], {
+      env: { PATH: `${dirname(go)}:${process.env.PATH ?? ""}` },
+      logger,
+      timeoutMs: 600_000,
+    });
     await rm(root, { recursive: true, force: true });
     await rename(tmp, root);
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
-    throw new TphError(`pinning kube-proxy ${version} failed`, {
+    throw new TphError(`pinning ${what} failed`, {
       cause: err,
       hint: "the command and its output are above; check that the Go module proxy is reachable",
     });
@@ -416,19 +444,51 @@ export async function checkKubeProxyRelease(
   logger: Logger,
 ): Promise<void> {
   const pins = await pinnedVersions(config.repoRoot);
-  if (version === pins.kubernetes || version === pins["kube-proxy-previous"]) return;
-  const minor = (v: string) => Number(v.split(".")[1]);
-  const apiserver = pins.kubernetes as string;
+  const apiserver = config.cluster.kubernetesVersion ?? (pins.kubernetes as string);
+  if (version === apiserver) return;
   if (minor(version) > minor(apiserver))
     throw new UsageError(
       `kube-proxy ${version} is newer than the cluster's kube-apiserver ${apiserver}`,
       "the version skew policy allows kube-proxy only as new as the apiserver: choose an older release",
     );
+  if (version !== pins.kubernetes && version !== pins["kube-proxy-previous"])
+    await checkReleaseExists(config, `kube-proxy ${version}`, version);
   if (proxyModes.includes("nftables") && minor(version) < 31)
     throw new UsageError(
       `kube-proxy ${version} has no nftables mode on by default (it is beta and default from v1.31)`,
       "use --proxy-mode iptables, or a release from v1.31 on",
     );
+  if (minor(apiserver) - minor(version) > 3)
+    logger.warn(
+      `kube-proxy ${version} is more than three minor releases older than kube-apiserver ${apiserver}: outside the version skew policy (allowed, to reproduce old behaviour)`,
+    );
+}
+
+/**
+ * The oldest Kubernetes minor the local provider runs: the suites use EndpointSlice hints for
+ * trafficDistribution and kube-proxy's nftables mode, both beta and on by default from v1.31.
+ */
+export const OLDEST_KUBERNETES_MINOR = 31;
+
+/**
+ * Refuses, in about a second and before anything is built, a Kubernetes release (the control plane's)
+ * that does not exist or that the local provider cannot run (older than v1.31, see above).
+ */
+export async function checkKubernetesRelease(config: HarnessConfig, version: string): Promise<void> {
+  const pins = await pinnedVersions(config.repoRoot);
+  if (version === pins.kubernetes) return;
+  if (minor(version) < OLDEST_KUBERNETES_MINOR)
+    throw new UsageError(
+      `Kubernetes ${version} is older than the local provider runs (v1.${OLDEST_KUBERNETES_MINOR}): the suites need trafficDistribution in EndpointSlices and kube-proxy's nftables mode, on by default from v1.${OLDEST_KUBERNETES_MINOR}`,
+      `choose a release from v1.${OLDEST_KUBERNETES_MINOR}.0 on (pinned here: ${pins.kubernetes}); an older kube-proxy alone runs with --kube-proxy-version`,
+    );
+  await checkReleaseExists(config, `Kubernetes ${version}`, version);
+}
+
+const minor = (v: string) => Number(v.split(".")[1]);
+
+/** Asks the Go module proxy for k8s.io/kubernetes@version; refuses it, naming the nearest, if absent. */
+async function checkReleaseExists(config: HarnessConfig, what: string, version: string): Promise<void> {
   const go = await findGo(config.repoRoot);
   const r = await run([go, "list", "-m", "-json", `k8s.io/kubernetes@${version}`], {
     allowFailure: true,
@@ -438,14 +498,10 @@ export async function checkKubeProxyRelease(
   if (r.exitCode !== 0) {
     const known = await knownReleases(go);
     throw new UsageError(
-      `kube-proxy ${version} does not exist: the Go module proxy has no k8s.io/kubernetes@${version} (${r.stderr.trim().split("\n").at(-1)})`,
+      `${what} does not exist: the Go module proxy has no k8s.io/kubernetes@${version} (${r.stderr.trim().split("\n").at(-1)})`,
       `nearest releases it has: ${nearest(known, version).join(", ") || "(none listed)"}`,
     );
   }
-  if (minor(apiserver) - minor(version) > 3)
-    logger.warn(
-      `kube-proxy ${version} is more than three minor releases older than kube-apiserver ${apiserver}: outside the version skew policy (allowed, to reproduce old behaviour)`,
-    );
 }
 
 async function knownReleases(go: string): Promise<string[]> {

@@ -4,7 +4,13 @@ import type { HarnessConfig, ProxyMode } from "../../core/config.ts";
 import { TphError, UsageError } from "../../core/errors.ts";
 import { run, which } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
-import { checkKubeProxyRelease, checkMetallbRelease, modulesToBuild, requiredGo } from "./binaries.ts";
+import {
+  checkKubeProxyRelease,
+  checkKubernetesRelease,
+  checkMetallbRelease,
+  modulesToBuild,
+  requiredGo,
+} from "./binaries.ts";
 import { hostRoutes } from "./netns.ts";
 import { checkHostCollisions, planNetwork } from "./network.ts";
 
@@ -88,6 +94,8 @@ export async function preflightLocal(config: HarnessConfig, options: PreflightOp
   // Bad input is refused as such (exit 2) before anything is installed or built: a malformed or
   // colliding address range, a release that does not exist or cannot run.
   checkHostCollisions(planNetwork(config.clusterName, config.cluster), await hostRoutes());
+  if (config.cluster.kubernetesVersion)
+    await checkKubernetesRelease(config, config.cluster.kubernetesVersion);
   const versions = [config.cluster.kubeProxyVersion, ...config.cluster.nodes.map((n) => n.kubeProxyVersion)];
   for (const version of new Set(versions.filter((v): v is string => v !== undefined)))
     await checkKubeProxyRelease(config, version, options.proxyModes, logger);
