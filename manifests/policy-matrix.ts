@@ -54,7 +54,10 @@ import type { ProxyMode } from "../harness/core/config.ts";
  *  J13 No endpoints anywhere: REJECT, whatever the policies (IPT:888-897; NFT:1418-1426, 619-629).
  *  J14 No endpoints, a host-network source to a LoadBalancer IP or externalIP: iptables has no OUTPUT
  *      hook for them (IPT:364-377): the packet leaves and finds nobody; nftables rejects it in its
- *      output hook (NFT:427).
+ *      output hook (NFT:427). The nodes' neighbour entries are flushed first, as the client's are
+ *      (J15): one a node cached while the address was withdrawn is refreshed by MetalLB's gratuitous
+ *      ARP when the address comes back, and would lead the packet to the last announcer, which
+ *      refuses it.
  *  J15 No endpoints: MetalLB stops announcing the LoadBalancer IP (speaker ShouldAnnounce needs an
  *      active endpoint); the client's neighbour entry is flushed first, so nothing answers.
  *  J16 kube-proxy ignores a node's schedulability, its taints and the exclude-from-external-load-balancers
@@ -79,6 +82,14 @@ import type { ProxyMode } from "../harness/core/config.ts";
  *      (net/netfilter/nf_nat_masquerade.c, masq_device_event), so its next datagram meets the REJECT
  *      (refused). Where the endpoint sits on another node than the entry the masquerade leaves by the
  *      node's own link, which stays, and the flow would go nowhere as under eTP=Local.
+ *  J19 E NotReady: its kubelet stops (hangs or crashes) while its pods, kube-proxy and MetalLB speaker
+ *      run on. After --node-monitor-grace-period the node lifecycle controller marks E Unknown and
+ *      every pod on it Ready=False (pkg/controller/nodelifecycle/node_lifecycle_controller.go v1.37.2:
+ *      766-777, util/node/controller_utils.go:121-160, MarkPodsNotReady); the EndpointSlice controller
+ *      publishes the endpoint not ready and not serving; kube-proxy uses ready endpoints, else
+ *      serving-terminating ones (pkg/proxy/topology.go:57-80): none, so every Service is as without
+ *      endpoints (J13, J14) and MetalLB withdraws every address (J15), although the pod still answers.
+ *      The endpoint calling its own Service is refused like any pod on E.
  *  kubernetes#131765: nftables kube-proxy before the fix (v1.33.5, v1.34.0-; fixed in v1.33.6 and
  *      v1.34.0 by kubernetes#132456) checked `no-endpoint-services` in filter-output at priority -110,
  *      before DNAT: a host-network source on N calling the LoadBalancer IP or an externalIP of an
@@ -114,6 +125,7 @@ export const NODE_STATES = [
   "E cordoned",
   "E tainted ToBeDeletedByClusterAutoscaler",
   "E excluded from load balancers",
+  "E NotReady (kubelet stopped)",
 ] as const;
 export type NodeState = (typeof NODE_STATES)[number];
 
@@ -124,6 +136,7 @@ export type MatrixState = EndpointState | NodeState;
 export function stateTitle(state: MatrixState): string {
   if (state === "serving") return "one serving endpoint on E";
   if (state === "none") return "no endpoints";
+  if (state === "E NotReady (kubelet stopped)") return `${state}, its endpoint marked not ready`;
   return `${state} (its endpoint serving)`;
 }
 
@@ -217,8 +230,12 @@ function nodeStateTable(serving: Table, pair: PolicyPair, state: NodeState): Par
   return { external: ["n/a", nodePortE, "n/a", lbSeen, "n/a"] };
 }
 
+/** E NotReady: every Service as without endpoints, the endpoint pod itself included [J19]. */
+const NOT_READY: Table = { ...NO_ENDPOINTS, hairpin: NO_ENDPOINTS["pod@E"] };
+
 function tableFor(pair: PolicyPair, state: MatrixState): Partial<Table> {
   if (state === "none") return NO_ENDPOINTS;
+  if (state === "E NotReady (kubelet stopped)") return NOT_READY;
   const key = `${pair.externalTrafficPolicy}/${pair.internalTrafficPolicy}`;
   const serving = {
     "Cluster/Cluster": CLUSTER_CLUSTER,

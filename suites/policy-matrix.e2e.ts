@@ -6,7 +6,13 @@ import { type CellAddresses, cellVerdict, seenOutcome } from "../harness/assert/
 import type { ProbeSource } from "../harness/cluster/provider.ts";
 import { nthAddress, parseCidr } from "../harness/core/cidr.ts";
 import { waitFor } from "../harness/core/wait.ts";
-import { cordon, type DisruptContext, excludeFromLoadBalancers, taint } from "../harness/disrupt/actions.ts";
+import {
+  cordon,
+  type DisruptContext,
+  excludeFromLoadBalancers,
+  stopKubelet,
+  taint,
+} from "../harness/disrupt/actions.ts";
 import { Timeline } from "../harness/disrupt/timeline.ts";
 import { UndoStack } from "../harness/disrupt/undo.ts";
 import { announcingNodes } from "../harness/metallb/announcer.ts";
@@ -277,18 +283,26 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
     let ctx: DisruptContext | undefined;
     beforeAll(async () => {
       if (f.skipped) return;
-      lacking = f.lacking(["nodeDisruption"]);
+      lacking = f.lacking(notReady ? ["nodePower"] : ["nodeDisruption"]);
       if (lacking) return;
       ctx = { cluster: f.cluster, k8s: f.k8s, timeline: new Timeline(), undo: new UndoStack() };
       if (state === "E cordoned") await cordon(ctx, E);
       else if (state === "E tainted ToBeDeletedByClusterAutoscaler")
         await taint(ctx, E, { key: "ToBeDeletedByClusterAutoscaler", value: "1", effect: "NoSchedule" });
-      else await excludeFromLoadBalancers(ctx, E, true);
+      else if (state === "E excluded from load balancers") await excludeFromLoadBalancers(ctx, E, true);
+      else {
+        await stopKubelet(ctx, E);
+        // The node lifecycle controller's grace period, then the endpoint is published not ready [J19].
+        const grace = e2eConfig().cluster.nodeMonitorGracePeriodSeconds * 1_000;
+        for (const pair of POLICY_PAIRS)
+          await waitEndpoints(f.k8s, f.ns, serviceName(pair), 0, grace + 30_000);
+      }
       // MetalLB re-elects on node changes; then the client must ask again who has each address.
       await Promise.all(
         POLICY_PAIRS.map((pair) => {
           const name = serviceName(pair);
           const expected = !announced(pair) ? [] : excluded ? [N] : [announcer.get(name)];
+          // (E NotReady: nobody, as without endpoints [J15].)
           return waitFor(
             async () => {
               const claims = await announcingNodes(f.k8s, f.ns, name);
@@ -304,19 +318,25 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
           );
         }),
       );
-      await f.cluster.flushClientNeighbors?.();
+      await f.cluster.flushNeighbors?.();
       await settleAnnouncers(POLICY_PAIRS.filter(announced));
+      // kube-proxy's rules follow the EndpointSlices within a sync (minSyncPeriod 1 s).
+      if (notReady) await new Promise((r) => setTimeout(r, 2_000));
     });
     afterAll(async () => {
       if (!ctx) return;
       const { errors } = await ctx.undo.run();
       if (errors.length > 0) throw new AggregateError(errors, `could not undo ${state} on ${E}`);
+      // Back Ready, the agent writes the pod's Ready back and the endpoint serves again.
+      for (const pair of POLICY_PAIRS) await waitEndpoints(f.k8s, f.ns, serviceName(pair), 1);
       // Back to the serving phase's announcers before the next state.
       await settleAnnouncers(POLICY_PAIRS);
     });
     const excluded = state === "E excluded from load balancers";
+    const notReady = state === "E NotReady (kubelet stopped)";
     /** Whether someone announces the pair's LoadBalancer IP in this state. */
-    const announced = (pair: PolicyPair) => !(excluded && pair.externalTrafficPolicy === "Local");
+    const announced = (pair: PolicyPair) =>
+      !notReady && !(excluded && pair.externalTrafficPolicy === "Local");
     describe.each(POLICY_PAIRS.map((p) => [pairName(p), p] as const))("%s", (_, pair) => {
       it.for(cellsOf(state, pair).map((c) => [title(c), c] as const))("%s", async ([, cell], testCtx) => {
         if (lacking) testCtx.skip(lacking);
@@ -383,7 +403,7 @@ describe.each(PROXY_MODES)("policy matrix (kube-proxy %s)", (mode) => {
           },
         );
       }
-      await f.cluster.flushClientNeighbors?.();
+      await f.cluster.flushNeighbors?.();
       // kube-proxy's rules follow the EndpointSlices within a sync (minSyncPeriod 1 s).
       await new Promise((r) => setTimeout(r, 2_000));
     });

@@ -121,6 +121,26 @@ describe("the policy matrix as data", () => {
     expect(excluded).toContain("Cluster/Cluster external -> loadbalancer: snat:ann");
   });
 
+  it("E NotReady: every source as with no endpoints, the endpoint pod itself refused like a pod on E", () => {
+    for (const mode of ["iptables", "nftables"] as const) {
+      const at = (state: Parameters<typeof matrixCells>[1]) =>
+        matrixCells(mode, state, "v1.37.2").map(
+          (c) =>
+            `${c.pair.externalTrafficPolicy}/${c.pair.internalTrafficPolicy} ${c.source} -> ${c.entry}: ${c.expected}`,
+        );
+      const notReady = at("E NotReady (kubelet stopped)");
+      const hairpin = notReady.filter((c) => c.includes(" hairpin -> "));
+      expect(notReady.filter((c) => !c.includes(" hairpin -> "))).toEqual(at("none"));
+      expect(hairpin).toHaveLength(POLICY_PAIRS.length * 5);
+      expect(hairpin.every((c) => c.endsWith(": refused"))).toBe(true);
+      expect(notReady.filter((c) => / external -> loadbalancer:/.test(c))).toEqual(
+        POLICY_PAIRS.map(
+          (p) => `${p.externalTrafficPolicy}/${p.internalTrafficPolicy} external -> loadbalancer: nowhere`,
+        ),
+      );
+    }
+  });
+
   it("UDP from a fixed port: the chosen cells, as TCP while serving; with no endpoint an unmasqueraded NodePort flow keeps its stale entry", () => {
     const udp = (state: "serving" | "none") =>
       matrixCells("iptables", state, "v1.37.2", "udp")

@@ -41,7 +41,7 @@ export interface Capabilities {
   createClusters: boolean;
   /** Cordons, drains, taints and labels nodes (shared state: on a cluster tph did not create, only when allowed). */
   nodeDisruption: boolean;
-  /** Stops and starts nodes as a power cut would (NodeOperations.stop/start). */
+  /** Stops and starts nodes as a power cut would, or only their kubelet (NodeOperations.stop/start...). */
   nodePower: boolean;
   /** Restarts and replaces a node's kube-proxy, with another release too (StartedCluster.kubeProxyRelease). */
   kubeProxyReleases: boolean;
@@ -58,7 +58,7 @@ export type Capability = keyof Capabilities;
 const CAPABILITY_TEXT: Record<Capability, string> = {
   createClusters: "create and delete clusters",
   nodeDisruption: "cordon, drain and taint nodes",
-  nodePower: "stop and start nodes",
+  nodePower: "stop and start nodes or their kubelet",
   kubeProxyReleases: "restart kube-proxy or replace it with another release",
   l2LoadBalancer: "run an L2 LoadBalancer (MetalLB) whose announcer it can read",
   externalClient: "send from an external client with a known source address",
@@ -179,10 +179,12 @@ export interface StartedCluster extends AsyncDisposable {
    */
   routeExternalIP?(ip: string, node: string): Promise<void>;
   /**
-   * Forgets the external client's neighbour (ARP) entries: after an announcement moves or is withdrawn,
-   * a cached MAC would keep sending to the old node and hide what a fresh client sees.
+   * Forgets the neighbour (ARP) entries of the external client and of the nodes: after an announcement
+   * moves or is withdrawn, a cached MAC would keep sending to the old node and hide what a fresh client
+   * sees. A node caches one when its host-network traffic to a LoadBalancer IP leaves it (no endpoint
+   * to capture it), and MetalLB's gratuitous ARP refreshes such an entry when the address comes back.
    */
-  flushClientNeighbors?(): Promise<void>;
+  flushNeighbors?(): Promise<void>;
   /**
    * ICMP errors `node` did not send because of the kernel's rate limits so far (Icmp OutRateLimitHost +
    * OutRateLimitGlobal): a refusal the client saw as a timeout is told apart from a blackhole by it.
@@ -222,6 +224,13 @@ export interface NodeOperations {
   stop(node: string): Promise<void>;
   /** Starts a stopped node again; resolves once its kubelet (or agent) runs and kube-proxy is healthy. */
   start(node: string): Promise<void>;
+  /**
+   * Stops only the node's kubelet (or agent), as when it hangs or crashes: heartbeats stop, so the
+   * node goes NotReady, while its pods, kube-proxy and network keep running.
+   */
+  stopKubelet(node: string): Promise<void>;
+  /** Runs a stopped kubelet again (it reports the node and its pods as they are). */
+  startKubelet(node: string): Promise<void>;
   restartKubeProxy(node: string): Promise<void>;
   /** Replaces kube-proxy on one node with another binary (e.g. another version) and restarts it. */
   replaceKubeProxy(node: string, binary: string): Promise<void>;

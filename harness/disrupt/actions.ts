@@ -364,6 +364,26 @@ export function startNode(ctx: DisruptContext, node: string, timeoutMs = 90_000)
   });
 }
 
+/** Stops only the node's kubelet (its pods and kube-proxy run on): the node goes NotReady. Undone by startKubelet. */
+export function stopKubelet(ctx: DisruptContext, node: string): Promise<void> {
+  return ctx.timeline.step("stop-kubelet", node, async () => {
+    ctx.undo.register(`kubelet:${node}`, {
+      what: `start the kubelet of ${node}`,
+      fn: () => startKubelet(ctx, node),
+    });
+    await nodeOps(ctx).stopKubelet(node);
+  });
+}
+
+/** Starts a stopped kubelet and waits until the node is Ready again, without the controller's taints. */
+export function startKubelet(ctx: DisruptContext, node: string, timeoutMs = 90_000): Promise<void> {
+  return ctx.timeline.step("start-kubelet", node, async () => {
+    await nodeOps(ctx).startKubelet(node);
+    ctx.undo.done(`kubelet:${node}`);
+    await waitNodeReady(ctx.k8s, node, timeoutMs);
+  });
+}
+
 /**
  * Waits until the Node is Ready and the node lifecycle controller has taken off the taints it put on
  * while the node was away (unreachable, not-ready): only then is the node back as an operator sees it.

@@ -129,7 +129,7 @@ export function useCluster(
       }
       // As on a fresh cluster, the external client knows no node's MAC yet: an entry left by an earlier
       // suite's LoadBalancer IP (handed out again) would send to a node that no longer announces it.
-      await cluster.flushClientNeighbors?.();
+      await cluster.flushNeighbors?.();
       k8s = kubeClients(cluster.kubeconfigPath);
       await recreateNamespace(k8s, ns);
       return;

@@ -261,6 +261,12 @@ describe("kind provider up, to the end", () => {
         "docker start tph-x-worker",
       ]);
       expect(api.requests).toContain("GET /api/v1/nodes/tph-x-worker");
+      await cluster.nodeOps?.stopKubelet("tph-x-worker2");
+      await cluster.nodeOps?.startKubelet("tph-x-worker2");
+      expect((await calls()).slice(-2).map((c) => c.join(" "))).toEqual([
+        "docker exec tph-x-worker2 systemctl stop kubelet",
+        "docker exec tph-x-worker2 systemctl start kubelet",
+      ]);
 
       await cluster.delete();
       expect((await calls()).slice(-2).map((c) => c.join(" "))).toEqual([

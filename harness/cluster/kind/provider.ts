@@ -444,6 +444,16 @@ class KindNodeOperations implements NodeOperations {
     await run(["docker", "stop", node], { logger: this.#logger });
   }
 
+  async stopKubelet(node: string): Promise<void> {
+    this.#logger.step(`stopping the kubelet of ${node}`);
+    await run(["docker", "exec", node, "systemctl", "stop", "kubelet"], { logger: this.#logger });
+  }
+
+  async startKubelet(node: string): Promise<void> {
+    this.#logger.step(`starting the kubelet of ${node}`);
+    await run(["docker", "exec", node, "systemctl", "start", "kubelet"], { logger: this.#logger });
+  }
+
   async start(node: string): Promise<void> {
     this.#logger.step(`starting node container ${node}`);
     await run(["docker", "start", node], { logger: this.#logger });

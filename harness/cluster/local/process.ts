@@ -97,6 +97,8 @@ export async function isOurs(pid: number, marker: string): Promise<boolean> {
 export async function stopProcess(pid: number, marker: string, graceMs = 5_000): Promise<void> {
   if (!(await isOurs(pid, marker))) return;
   signal(pid, "SIGTERM");
+  // A stopped process (a kubelet made to hang) handles the SIGTERM only once continued.
+  signal(pid, "SIGCONT");
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {
     if (!(await isOurs(pid, marker))) return;

@@ -417,8 +417,9 @@ class LocalCluster implements StartedCluster {
     return icmpRateLimitedCount(stdout);
   }
 
-  async flushClientNeighbors(): Promise<void> {
-    await run(["ip", "neigh", "flush", "dev", "eth0"], { netns: this.#state.network.clientNs });
+  async flushNeighbors(): Promise<void> {
+    for (const ns of [this.#state.network.clientNs, ...this.#state.nodes.map((n) => n.ns)])
+      await run(["ip", "neigh", "flush", "dev", "eth0"], { netns: ns });
   }
 
   async l2Receiver(ip: string): Promise<string | undefined> {
@@ -524,6 +525,27 @@ class LocalNodeOperations implements NodeOperations {
     );
     this.#state.stoppedNodes = this.#state.stoppedNodes.filter((n) => n !== name);
     await saveState(this.#state);
+  }
+
+  /** The agent is stopped (SIGSTOP), not killed: a new one would not know the pods the old one runs. */
+  async stopKubelet(name: string): Promise<void> {
+    this.#logger.step(`stopping the agent (kubelet) of ${name}`);
+    process.kill(this.#agent(name).pid, "SIGSTOP");
+  }
+
+  async startKubelet(name: string): Promise<void> {
+    this.#logger.step(`continuing the agent (kubelet) of ${name}`);
+    process.kill(this.#agent(name).pid, "SIGCONT");
+  }
+
+  #agent(name: string): ProcessRecord {
+    this.#node(name);
+    const agent = this.#state.processes.filter((p) => p.name === `agent/${name}`).at(-1);
+    if (!agent || !pidAlive(agent.pid))
+      throw new TphError(`the agent of node ${name} is not running`, {
+        hint: "a stopped node has no agent: start the node first",
+      });
+    return agent;
   }
 
   async restartKubeProxy(name: string): Promise<void> {

@@ -109,7 +109,16 @@ export class PodWorker {
   /** Called with every newer version of the pod seen by the watch. */
   update(pod: V1Pod): void {
     this.#pod = pod;
-    if (pod.metadata?.deletionTimestamp && !this.#terminating) void this.#terminate();
+    if (pod.metadata?.deletionTimestamp && !this.#terminating) {
+      void this.#terminate();
+      return;
+    }
+    // Someone else wrote Ready (the node lifecycle controller marks pods not ready while the node is
+    // away): write ours back, as the kubelet's status manager reconciles its cached status.
+    const written = pod.status?.conditions?.find((c) => c.type === "Ready")?.status;
+    const ours = this.#status().conditions.find((c) => c.type === "Ready")?.status;
+    if (this.#phase === "Running" && !this.#terminating && written !== undefined && written !== ours)
+      void this.#writeStatus();
   }
 
   async start(): Promise<void> {
