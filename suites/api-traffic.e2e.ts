@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { caught, noDrops, ranThroughout, sourceIpPreserved } from "../harness/assert/verdicts.ts";
 import { ensureProbeConfigMap, probeClientPod } from "../harness/traffic/clients.ts";
-import { runProbe } from "../harness/traffic/run-probe.ts";
+import { outcomeOf, runProbe, waitOutcome } from "../harness/traffic/run-probe.ts";
 import { netexecPod, service } from "../manifests/workloads.ts";
 import { useCluster } from "./support/cluster.ts";
 import { useLedger } from "./support/ledger.ts";
@@ -72,6 +72,24 @@ describe("pod traffic through the API (pods/proxy)", () => {
     expect(api.map((e) => e.seq)).toEqual([...Array(20).keys()]);
     // On the harness's clock: inside the call that made them.
     expect(api.every((e) => e.start >= t0 - 50 && e.end <= t1 + 50)).toBe(true);
+
+    // Negative control: failed requests come back as such through the API, as through exec (a Service
+    // with no endpoints is refused). A transport that lost them would turn any blackhole into a pass.
+    const none = await f.k8s.core.createNamespacedService({
+      namespace: f.ns,
+      body: service("none-same", "nobody", { type: "ClusterIP" }),
+    });
+    // Two requests a side: with the one that found the REJECT, five ICMP errors, within the kernel's
+    // burst of six per destination (icmp_ratelimit); more would be rate limited into timeouts.
+    const refusedTarget = { target: `${none.spec?.clusterIP}:80`, count: 2, timeoutMs: 1_000 };
+    process.env.TPH_POD_TRAFFIC = "api";
+    await waitOutcome(f.cluster, source, refusedTarget, "refused");
+    const failedViaApi = await runProbe(f.cluster, source, refusedTarget);
+    process.env.TPH_POD_TRAFFIC = "exec";
+    const failedViaExec = await runProbe(f.cluster, source, refusedTarget);
+    expect(failedViaApi.map(outcomeOf)).toEqual(Array(2).fill("refused:ECONNREFUSED"));
+    expect(failedViaApi.map(outcomeOf)).toEqual(failedViaExec.map(outcomeOf));
+    expect(noDrops(failedViaApi.map((e) => ({ ...e, path: "api" }))).passed).toBe(false);
   });
 
   it("streams until stopped, and tells a source that died from a lost stream", async () => {

@@ -48,6 +48,22 @@ describe("probe control server", () => {
     await run.stop();
   });
 
+  it("streams failed requests' entries too, with their outcome and error", async () => {
+    // A port nothing listens on: refused at once.
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const entries: ProbeEntry[] = [];
+    const run = await startRemoteRun(endpoint, "refused", { target: `127.0.0.1:${port}`, count: 3 }, (e) =>
+      entries.push(e),
+    );
+    expect(await run.done).toEqual({ exit: { reason: "done", count: 3 } });
+    expect(entries.map((e) => [e.outcome, e.error])).toEqual(
+      [0, 1, 2].map(() => ["refused", "ECONNREFUSED"]),
+    );
+  });
+
   it("moves entries onto the harness's clock and measures the offset", async () => {
     expect(Math.abs(await clockOffset(endpoint))).toBeLessThanOrEqual(5);
     const entries: ProbeEntry[] = [];

@@ -127,14 +127,19 @@ export async function startRemoteRun(
   const done = new Promise<RemoteExit>((resolve) => {
     let exit: ExitRecord["exit"] | undefined;
     let problem: string | undefined;
+    let received = 0;
     const lines = createInterface({ input: res });
     lines.on("line", (line) => {
       if (!line.trim()) return;
       try {
         const parsed = JSON.parse(line) as ProbeEntry | ExitRecord | { error: string };
         if ("exit" in parsed) exit = parsed.exit;
-        else if ("error" in parsed) problem = `the probe failed: ${parsed.error}`;
-        else onEntry({ ...parsed, start: parsed.start + offset, end: parsed.end + offset });
+        // An entry of a failed request carries `error` too (its code): only a line without an outcome
+        // is the server's own failure.
+        else if ("outcome" in parsed) {
+          received += 1;
+          onEntry({ ...parsed, start: parsed.start + offset, end: parsed.end + offset });
+        } else problem = `the probe failed: ${parsed.error}`;
       } catch {
         problem = `not a probe line: ${line.slice(0, 200)}`;
       }
@@ -144,9 +149,13 @@ export async function startRemoteRun(
       problem ??= `the control stream broke: ${err.message}`;
       lines.close();
     });
-    lines.on("close", () =>
-      resolve(exit ? { exit } : { lost: problem ?? "the control stream ended without an exit record" }),
-    );
+    lines.on("close", () => {
+      if (!exit) resolve({ lost: problem ?? "the control stream ended without an exit record" });
+      // Every request the run sent has its entry: a missing one would hide a failure.
+      else if (exit.count !== received)
+        resolve({ lost: `the run sent ${exit.count} requests but the stream carried ${received} entries` });
+      else resolve({ exit });
+    });
   });
   return {
     done,
