@@ -69,6 +69,11 @@ describe.each(PROXY_MODES)("internalTrafficPolicy Local (kube-proxy %s)", (mode)
       body: service("ds", "ds", { type: "ClusterIP", internalTrafficPolicy: "Local" }),
     });
     await waitPodsReady(f.k8s, f.ns, "ds", nodes.length);
+    // A client on every node: the test above made them on its two nodes only.
+    const have = (await f.k8s.core.listNamespacedPod({ namespace: f.ns, labelSelector: "app=client" })).items;
+    for (const n of nodes)
+      if (!have.some((p) => p.metadata?.name === `client-${n.name}`))
+        await createClientPod(f.k8s, f.ns, `client-${n.name}`, n.name);
     await waitPodsReady(f.k8s, f.ns, "client", nodes.length);
     await waitEndpoints(f.k8s, f.ns, "ds", nodes.length);
     const target = `${svc.spec?.clusterIP}:80`;

@@ -116,6 +116,25 @@ export function useCluster(
         skipReason = `needs nodes in zones ${missingZones.join(", ")}; cluster ${cluster.name} lacks them${REUSE ? " (give tph up a cluster file with zones)" : ""}`;
         return;
       }
+      // Releases and kube-proxy's configuration are set when a cluster is made: one found as it is
+      // cannot give them, and a run on it would prove nothing about them.
+      const c = overrides.cluster;
+      const pinned = [
+        c?.kubernetesVersion && `Kubernetes ${c.kubernetesVersion}`,
+        c?.kubeProxyVersion && `kube-proxy ${c.kubeProxyVersion}`,
+        c?.nodes?.some((n) => n.kubeProxyVersion) &&
+          `kube-proxy ${[...new Set(c.nodes.map((n) => n.kubeProxyVersion).filter(Boolean))].join(", ")} on some nodes`,
+        c?.kubeProxyConfig && "a kube-proxy configuration of its own",
+        c?.metallbVersion && `MetalLB ${c.metallbVersion}`,
+        c?.proxyMode &&
+          cluster.versions.proxyMode &&
+          c.proxyMode !== cluster.versions.proxyMode &&
+          `kube-proxy in ${c.proxyMode} mode (it runs ${cluster.versions.proxyMode})`,
+      ].filter(Boolean);
+      if (pinned.length > 0) {
+        skipReason = `needs ${pinned.join(", ")}, set when a cluster is made; cluster ${cluster.name} was not made for it`;
+        return;
+      }
       await recreateNamespace(k8s, ns);
       return;
     }
