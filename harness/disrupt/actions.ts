@@ -121,6 +121,20 @@ export function drain(
           } catch (err) {
             const status = apiStatus(err);
             if (status === 404) return; // already gone
+            // A pod of a namespace being deleted (another suite's, on a shared cluster) cannot be
+            // evicted; as kubectl drain does, one already being deleted is waited for like the evicted.
+            if (status === 403 && apiErrorMessage(err).includes("because it is being terminated")) {
+              const now = await ctx.k8s.core.readNamespacedPod({ name, namespace }).catch(() => undefined);
+              if (!now) return;
+              if (now.metadata?.deletionTimestamp) {
+                result.evicted.push(`${namespace}/${name}`);
+                return;
+              }
+              if (Date.now() > deadline)
+                throw new TphError(`evicting ${namespace}/${name}: ${apiErrorMessage(err)}`);
+              await sleep(1_000, options.signal);
+              continue;
+            }
             if (status !== 429) throw new TphError(`evicting ${namespace}/${name}: ${apiErrorMessage(err)}`);
             result.blockedByBudget++;
             if (Date.now() > deadline)
