@@ -462,6 +462,15 @@ describe.each(PROXY_MODES)("trafficDistribution (kube-proxy %s)", (mode) => {
       const traffic = await ledger.traffic(f.cluster, paths);
       await traffic.flowing();
       await sleep(2_000);
+      // kube-proxy syncs at most once per minSyncPeriod (1 s here): a Service made just before the
+      // deletion has every kube-proxy sync now, so the endpoint's removal waits out the rest of that
+      // second, as it does on a busy cluster. On an idle one the removal raced the backend's exit, and
+      // an abrupt exit could lose or win by chance: the negative control once saw no drop (410 of 410).
+      await f.k8s.core.createNamespacedService({
+        namespace: f.ns,
+        body: service(`${name}-sync`, "nothing", { type: "ClusterIP" }),
+      });
+      await sleep(300);
       const deleted = Date.now();
       await deletePod(ledger.disrupt(f.cluster, f.k8s), f.ns, podName(name, "a1"));
       await waitEndpoints(f.k8s, f.ns, name, 1);
