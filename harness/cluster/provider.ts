@@ -194,8 +194,11 @@ export interface StartedCluster extends AsyncDisposable {
   runExternal?(argv: string[], options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<ExecResult>;
   /** What attaching found the cluster can do, where the provider could not know it before (MetalLB present?). */
   readonly detected?: Partial<Capabilities>;
-  /** How traffic starts in pods here when not the default: "api" (pods/proxy) where exec is not ours to use. */
-  readonly podTraffic?: "api";
+  /**
+   * How traffic starts in pods, when the provider fixes it: "api" (pods/proxy) where exec is not ours to
+   * use; "exec" for test doubles with no apiserver behind them.
+   */
+  readonly podTraffic?: "api" | "exec";
   /** Node lifecycle operations, where the provider supports them. */
   readonly nodeOps?: NodeOperations;
   /**

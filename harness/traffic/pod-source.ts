@@ -5,15 +5,16 @@ import { controlPortOf } from "./clients.ts";
 import { type ControlEndpoint, clockOffset, podProxyEndpoint } from "./probe-control.ts";
 
 /**
- * How traffic starts inside a pod: "api" — through the probe client's control server, reached by the
- * apiserver's pod proxy (no exec, no node access: what works on any cluster); "exec" — the provider
- * runs the probe program in the pod (ip netns exec here, kubectl exec on kind). One switch, here:
- * TPH_POD_TRAFFIC, unless the cluster's provider allows only "api".
+ * How traffic starts inside a pod: "api" (the default, on every provider) — through the probe client's
+ * control server, reached by the apiserver's pod proxy (no exec, no node access: what works on any
+ * cluster, so the path the suites run here is the one kind and attached clusters run); "exec" — the
+ * provider runs the probe program in the pod (ip netns exec here, kubectl exec on kind), kept to compare
+ * the two. One switch, here: TPH_POD_TRAFFIC, unless the cluster's provider fixes the path.
  */
 export function podTrafficVia(cluster?: StartedCluster): "api" | "exec" {
   // A provider that may not exec into pods (a cluster tph did not create) says so.
   if (cluster?.podTraffic) return cluster.podTraffic;
-  const v = process.env.TPH_POD_TRAFFIC ?? "exec";
+  const v = process.env.TPH_POD_TRAFFIC ?? "api";
   if (v !== "api" && v !== "exec") throw new TphError(`TPH_POD_TRAFFIC=${v}: use api or exec`);
   return v;
 }

@@ -22,9 +22,10 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-// Only probeArgv matters to startTraffic: the probe runs right here. A pod named "dies" stands for a
-// source that dies mid-run (its node was stopped).
+// Only probeArgv matters to startTraffic on the exec path: the probe runs right here. A pod named "dies"
+// stands for a source that dies mid-run (its node was stopped).
 const fakeCluster = {
+  podTraffic: "exec",
   async probeArgv(source: ProbeSource) {
     if (source.kind === "pod" && source.name === "dies") return ["sh", "-c", "sleep 0.3; exit 3", "sh"];
     return [process.execPath, PROBE_PATH];
@@ -107,6 +108,7 @@ describe("startTraffic when a source cannot be reached", () => {
   it("fails with no probe left running (the reachable paths are not started)", async () => {
     let started = 0;
     const cluster = {
+      podTraffic: "exec",
       async probeArgv(source: ProbeSource) {
         if (source.kind === "pod") {
           await sleep(200); // resolves after the external path's argv: the order that leaked before
