@@ -18,11 +18,13 @@ import { ensureBinaries, ensureExtraBinary } from "../cluster/local/binaries.ts"
 import { getProvider } from "../cluster/providers.ts";
 import {
   type ConfigOverrides,
+  cniText,
   DEFAULTS,
   type HarnessConfig,
   loadConfig,
   nodeCount,
   parseClusterFile,
+  parseCni,
   parseKubernetesVersion,
   parseMetallbVersion,
   parseProvider,
@@ -108,6 +110,14 @@ const commands: Record<string, Command> = {
         type: "boolean",
         help: "kind: create the cluster without kindnet (bring your own CNI)",
       },
+      cni: {
+        type: "string",
+        help: "the pod network, NAME[@VERSION]: default (local: the CNI reference plugins; kind: kindnet), or on kind calico or cilium (pinned release unless given)",
+      },
+      "kube-proxy-replacement": {
+        type: "boolean",
+        help: "kind with --cni cilium: Cilium replaces kube-proxy (the cluster runs none)",
+      },
       config: {
         type: "string",
         help: "cluster file (YAML): per-node zones and labels, proxyMode, subnets; see docs/providers.md",
@@ -166,6 +176,14 @@ const commands: Record<string, Command> = {
         type: "string",
         help: "local: every cluster runs this MetalLB release (built on demand, e.g. v0.15.2)",
       },
+      cni: {
+        type: "string",
+        help: "every cluster's pod network, NAME[@VERSION]: default, or on kind calico or cilium",
+      },
+      "kube-proxy-replacement": {
+        type: "boolean",
+        help: "kind with --cni cilium: Cilium replaces kube-proxy (suites that need kube-proxy skip)",
+      },
       suite: {
         type: "string",
         help: "comma-separated suite names (default: all); `tph run --list` shows them",
@@ -221,6 +239,12 @@ const commands: Record<string, Command> = {
       if (typeof values["kube-proxy-config"] === "string")
         process.env.TPH_KUBE_PROXY_CONFIG = resolve(values["kube-proxy-config"]);
       if (config.cluster.metallbVersion) process.env.TPH_METALLB_VERSION = config.cluster.metallbVersion;
+      if (config.cluster.cni) process.env.TPH_CNI = cniText(config.cluster.cni);
+      if (config.cluster.kubeProxyReplacement) {
+        process.env.TPH_KUBE_PROXY_REPLACEMENT = "1";
+        // No kube-proxy, so no second mode to run the suites under: one pass.
+        process.env.TPH_PROXY_MODE ??= config.cluster.proxyMode;
+      }
       const suites = splitList(values.suite);
       if (typeof values.scenario === "string") {
         // Read and checked now: a bad file stops the run before anything starts.
@@ -748,6 +772,10 @@ export async function main(argv: string[]): Promise<number> {
       ...overrides.cluster,
       kubernetesVersion: parseKubernetesVersion(values["kubernetes-version"], "--kubernetes-version"),
     };
+  if (typeof values.cni === "string")
+    overrides.cluster = { ...overrides.cluster, cni: parseCni(values.cni, "--cni") };
+  if (values["kube-proxy-replacement"] === true)
+    overrides.cluster = { ...overrides.cluster, kubeProxyReplacement: true };
   overrides.kind = {
     ...(typeof values["node-image"] === "string" && { nodeImage: values["node-image"] }),
     ...(values["disable-cni"] === true && { disableDefaultCNI: true }),

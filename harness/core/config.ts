@@ -76,6 +76,89 @@ export interface ClusterConfig {
   kubeProxyConfig?: Record<string, unknown>;
   /** The MetalLB release (vX.Y.Z); unset: the pinned one (upstream/metallb). */
   metallbVersion?: string;
+  /**
+   * The pod network (--cni NAME[@VERSION]); unset: the provider's default (the CNI reference plugins on
+   * local, kindnet on kind). kind installs calico or cilium at the pinned or given release.
+   */
+  cni?: CniSpec;
+  /** Cilium's kube-proxy replacement: the cluster runs no kube-proxy (kind only, with --cni cilium). */
+  kubeProxyReplacement?: boolean;
+}
+
+export type CniName = "default" | "calico" | "cilium";
+export const CNI_NAMES: readonly CniName[] = ["default", "calico", "cilium"];
+
+export interface CniSpec {
+  name: CniName;
+  /** The release (vX.Y.Z); unset: the one pinned for the provider. */
+  version?: string;
+}
+
+/** `NAME[@VERSION]`, e.g. `calico@v3.32.2`, `cilium`, `default`. */
+export function parseCni(value: string, source: string): CniSpec {
+  const [name = "", version, ...rest] = value.trim().split("@");
+  if (!(CNI_NAMES as readonly string[]).includes(name) || rest.length > 0)
+    throw new UsageError(
+      `${source}: unknown CNI "${value}"`,
+      `use NAME[@VERSION] with NAME one of ${CNI_NAMES.join(", ")}, e.g. cilium@v1.20.2`,
+    );
+  if (version === undefined) return { name: name as CniName };
+  if (name === "default")
+    throw new UsageError(
+      `${source}: the default CNI takes no version`,
+      "its release is the provider's own (upstream/cni-plugins on local, the node image's kindnet on kind)",
+    );
+  if (!/^v\d+\.\d+\.\d+$/.test(version))
+    throw new UsageError(
+      `${source}: CNI version "${version}" is not of the form vX.Y.Z`,
+      `e.g. ${name}@v1.2.3`,
+    );
+  return { name: name as CniName, version };
+}
+
+/** A setting a cluster gets when it is made: the flag that sets it, and what it asks for in words. */
+export interface PinnedSetting {
+  flag: string;
+  what: string;
+}
+
+/**
+ * The releases and configuration `c` pins (what a cluster can be made with, not changed into): a
+ * provider refuses those it cannot make, and a cluster found as it is cannot honour any of them.
+ */
+export function pinnedSettings(c: Partial<ClusterConfig> | undefined): PinnedSetting[] {
+  if (!c) return [];
+  const perNode = [...new Set((c.nodes ?? []).map((n) => n.kubeProxyVersion).filter(Boolean))];
+  const all: (PinnedSetting | false | undefined)[] = [
+    c.kubernetesVersion !== undefined && {
+      flag: "--kubernetes-version",
+      what: `Kubernetes ${c.kubernetesVersion}`,
+    },
+    c.kubeProxyVersion !== undefined && {
+      flag: "--kube-proxy-version",
+      what: `kube-proxy ${c.kubeProxyVersion}`,
+    },
+    perNode.length > 0 && {
+      flag: "per-node kubeProxyVersion",
+      what: `kube-proxy ${perNode.join(", ")} on some nodes`,
+    },
+    c.kubeProxyConfig !== undefined && {
+      flag: "--kube-proxy-config",
+      what: "a kube-proxy configuration of its own",
+    },
+    c.metallbVersion !== undefined && { flag: "--metallb-version", what: `MetalLB ${c.metallbVersion}` },
+    c.cni !== undefined && c.cni.name !== "default" && { flag: "--cni", what: `the ${cniText(c.cni)} CNI` },
+    c.kubeProxyReplacement === true && {
+      flag: "--kube-proxy-replacement",
+      what: "no kube-proxy (Cilium's replacement)",
+    },
+  ];
+  return all.filter((x): x is PinnedSetting => Boolean(x));
+}
+
+/** The CNI as the user writes it. */
+export function cniText(cni: CniSpec | undefined): string {
+  return cni ? `${cni.name}${cni.version ? `@${cni.version}` : ""}` : "default";
 }
 
 export interface NodeSpec {
@@ -166,6 +249,16 @@ export function loadConfig(
     overrides.cluster?.kubernetesVersion ?? env.TPH_KUBERNETES_VERSION ?? env.TPH_KIND_K8S_VERSION;
   if (kubernetesVersion)
     config.cluster.kubernetesVersion = parseKubernetesVersion(kubernetesVersion, "Kubernetes version");
+  const cni = overrides.cluster?.cni ?? (env.TPH_CNI ? parseCni(env.TPH_CNI, "TPH_CNI") : undefined);
+  if (cni && cni.name !== "default") config.cluster.cni = cni;
+  if (overrides.cluster?.kubeProxyReplacement ?? env.TPH_KUBE_PROXY_REPLACEMENT === "1") {
+    if (config.cluster.cni?.name !== "cilium")
+      throw new UsageError(
+        "kube-proxy replacement is Cilium's: it needs --cni cilium",
+        "e.g. --provider kind --cni cilium --kube-proxy-replacement",
+      );
+    config.cluster.kubeProxyReplacement = true;
+  }
   const kindImage = overrides.kind?.nodeImage ?? env.TPH_KIND_NODE_IMAGE;
   config.kind = {
     ...(kindImage && { nodeImage: kindImage }),
@@ -314,6 +407,8 @@ export function nodeCount(value: string): NodeSpec[] {
  *     - zone: zone-b
  *       labels: { example.com/rack: r2 }
  *       kubeProxyVersion: v1.35.4    # this node's (a cluster mid-upgrade)
+ *   cni: cilium@v1.20.2              # kind: the pod network (default: the provider's own)
+ *   kubeProxyReplacement: true       # kind with cilium: no kube-proxy
  */
 export function parseClusterFile(text: string, source: string): Partial<ClusterConfig> {
   let doc: unknown;
@@ -333,6 +428,8 @@ export function parseClusterFile(text: string, source: string): Partial<ClusterC
     "serviceSubnet",
     "kubeProxyVersion",
     "kubeProxyConfig",
+    "cni",
+    "kubeProxyReplacement",
   ]);
   const d = doc as Record<string, unknown>;
   for (const key of Object.keys(d)) {
@@ -345,6 +442,12 @@ export function parseClusterFile(text: string, source: string): Partial<ClusterC
     out.kubeProxyConfig = parseKubeProxyConfig(d.kubeProxyConfig, `${source}: kubeProxyConfig`);
   if (d.kubeProxyVersion !== undefined)
     out.kubeProxyVersion = parseKubernetesVersion(String(d.kubeProxyVersion), `${source}: kubeProxyVersion`);
+  if (d.cni !== undefined) out.cni = parseCni(String(d.cni), `${source}: cni`);
+  if (d.kubeProxyReplacement !== undefined) {
+    if (typeof d.kubeProxyReplacement !== "boolean")
+      throw new UsageError(`${source}: kubeProxyReplacement must be true or false`);
+    out.kubeProxyReplacement = d.kubeProxyReplacement;
+  }
   for (const key of ["nodeSubnet", "podSubnet", "serviceSubnet"] as const) {
     if (d[key] !== undefined) out[key] = String(d[key]);
   }

@@ -46,6 +46,20 @@ describe("tph up refuses clearly and creates nothing", () => {
     expect(provider.exitCode).toBe(2);
     expect(provider.stderr).toMatch(/unknown provider "minikube"\nhint: choose one of: local, kind/);
   });
+
+  it("on a CNI it does not know, or one the local provider cannot run", async () => {
+    const unknown = await tph(["up", "--name", "cni", "--cni", "flannel"]);
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr).toMatch(/--cni: unknown CNI "flannel"\nhint: use NAME\[@VERSION\]/);
+    const calico = await tph(["up", "--name", "cni", "--cni", "calico@v3.31.3"]);
+    expect(calico.exitCode).toBe(2);
+    expect(calico.stderr).toMatch(/--cni: the local provider runs the CNI reference plugins only/);
+    expect(calico.stderr).toMatch(/hint: run Calico or Cilium on kind/);
+    const kpr = await tph(["up", "--name", "cni", "--kube-proxy-replacement"]);
+    expect(kpr.exitCode).toBe(2);
+    expect(kpr.stderr).toMatch(/kube-proxy replacement is Cilium's: it needs --cni cilium/);
+    expect(await leftovers("cni", E2E_STATE_DIR)).toEqual([]);
+  });
 });
 
 describe("tph up --provider kind", () => {

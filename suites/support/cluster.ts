@@ -11,7 +11,7 @@ import {
 } from "../../harness/cluster/provider.ts";
 import { getProvider } from "../../harness/cluster/providers.ts";
 import { sharedClusterFor } from "../../harness/cluster/shared.ts";
-import { type ConfigOverrides, loadConfig } from "../../harness/core/config.ts";
+import { type ConfigOverrides, loadConfig, pinnedSettings } from "../../harness/core/config.ts";
 import { createLogger } from "../../harness/core/logger.ts";
 import { waitFor } from "../../harness/core/wait.ts";
 import { apiStatus, type KubeClients, kubeClients } from "../../harness/k8s/client.ts";
@@ -120,12 +120,7 @@ export function useCluster(
       // cannot give them, and a run on it would prove nothing about them.
       const c = overrides.cluster;
       const pinned = [
-        c?.kubernetesVersion && `Kubernetes ${c.kubernetesVersion}`,
-        c?.kubeProxyVersion && `kube-proxy ${c.kubeProxyVersion}`,
-        c?.nodes?.some((n) => n.kubeProxyVersion) &&
-          `kube-proxy ${[...new Set(c.nodes.map((n) => n.kubeProxyVersion).filter(Boolean))].join(", ")} on some nodes`,
-        c?.kubeProxyConfig && "a kube-proxy configuration of its own",
-        c?.metallbVersion && `MetalLB ${c.metallbVersion}`,
+        ...pinnedSettings(c).map((s) => s.what),
         c?.proxyMode &&
           cluster.versions.proxyMode &&
           c.proxyMode !== cluster.versions.proxyMode &&

@@ -18,6 +18,8 @@ export interface KindOptions {
   zones?: string[];
   /** Leave the cluster without kindnet, for users who install their own CNI. */
   disableDefaultCNI?: boolean;
+  /** No kube-proxy at all (kubeProxyMode none): Cilium's kube-proxy replacement takes its place. */
+  kubeProxyReplacement?: boolean;
   /** A KubeProxyConfiguration patch: kubeadm merges it into kube-proxy's configuration. */
   kubeProxyConfig?: Record<string, unknown>;
 }
@@ -73,6 +75,17 @@ export function validateKindOptions(o: KindOptions): void {
       "e.g. --kubernetes-version v1.35.1",
     );
   }
+  if (o.kubeProxyReplacement && !o.disableDefaultCNI) {
+    throw new UsageError(
+      "a cluster without kube-proxy needs a CNI that replaces it",
+      "use --cni cilium --kube-proxy-replacement",
+    );
+  }
+  if (o.kubeProxyReplacement && o.kubeProxyConfig) {
+    throw new UsageError(
+      "a kube-proxy configuration patch has no kube-proxy to apply to under kube-proxy replacement",
+    );
+  }
   if (o.kubernetesVersion && o.nodeImage) {
     throw new UsageError("give either a Kubernetes version or a node image, not both");
   }
@@ -95,20 +108,24 @@ export function kindConfig(clusterName: string, o: KindOptions): Record<string, 
     apiVersion: "kind.x-k8s.io/v1alpha4",
     name: clusterName,
     networking: {
-      kubeProxyMode: o.proxyMode,
+      kubeProxyMode: o.kubeProxyReplacement ? "none" : o.proxyMode,
       ...(o.disableDefaultCNI && { disableDefaultCNI: true }),
     },
     // MetalLB's L2 mode needs ARP answered only by the announcing speaker: with IPVS, kube-proxy must
     // set strictARP (MetalLB's installation docs). The user's kube-proxy patch goes over it.
-    ...((o.proxyMode === "ipvs" || o.kubeProxyConfig) && {
-      kubeadmConfigPatches: [
-        stringify({
-          kind: "KubeProxyConfiguration",
-          apiVersion: "kubeproxy.config.k8s.io/v1alpha1",
-          ...mergePatch(o.proxyMode === "ipvs" ? { ipvs: { strictARP: true } } : {}, o.kubeProxyConfig ?? {}),
-        }),
-      ],
-    }),
+    ...(!o.kubeProxyReplacement &&
+      (o.proxyMode === "ipvs" || o.kubeProxyConfig) && {
+        kubeadmConfigPatches: [
+          stringify({
+            kind: "KubeProxyConfiguration",
+            apiVersion: "kubeproxy.config.k8s.io/v1alpha1",
+            ...mergePatch(
+              o.proxyMode === "ipvs" ? { ipvs: { strictARP: true } } : {},
+              o.kubeProxyConfig ?? {},
+            ),
+          }),
+        ],
+      }),
     nodes: [
       node("control-plane"),
       ...Array.from({ length: o.workers }, (_, i) => {

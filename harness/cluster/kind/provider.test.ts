@@ -3,11 +3,12 @@ import { mkdtemp, readFile, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { parse } from "yaml";
-import { loadConfig } from "../../core/config.ts";
+import { parse, parseAllDocuments } from "yaml";
+import { loadConfig, parseCni } from "../../core/config.ts";
 import { TphError } from "../../core/errors.ts";
 import { createMemoryLogger } from "../../core/logger.ts";
 import { loadManifest } from "../../metallb/manifests.ts";
+import { type CniInstall, cniInstall, cniManifest, imagesOf } from "./cni.ts";
 import { kindConfig, V1ALPHA4_FIELDS } from "./config.ts";
 import { createKindProvider, PRELOAD_IMAGES } from "./provider.ts";
 import { type FakeKind, pathOf, startFakeApiServer } from "./testdata/fake-apiserver.ts";
@@ -142,24 +143,32 @@ describe("kind provider up", () => {
   });
 });
 
+/** The kinds a kind bring-up applies (MetalLB's manifest and pool, `extra`) and the cluster's methods read. */
+async function fakeKinds(
+  extra: { apiVersion?: string; kind?: string; metadata?: { namespace?: string } }[] = [],
+) {
+  const manifest = await loadManifest(config().repoRoot);
+  const kinds = new Map<string, FakeKind>();
+  for (const o of [...manifest, ...extra])
+    kinds.set(`${o.apiVersion} ${o.kind}`, {
+      apiVersion: o.apiVersion ?? "",
+      kind: o.kind ?? "",
+      namespaced: o.metadata?.namespace !== undefined,
+    });
+  for (const k of [
+    { apiVersion: "metallb.io/v1beta1", kind: "IPAddressPool", namespaced: true },
+    { apiVersion: "metallb.io/v1beta1", kind: "L2Advertisement", namespaced: true },
+    { apiVersion: "v1", kind: "Node", namespaced: false },
+    { apiVersion: "apps/v1", kind: "DaemonSet", namespaced: true },
+  ])
+    kinds.set(`${k.apiVersion} ${k.kind}`, k);
+  return { manifest, kinds };
+}
+
 describe("kind provider up, to the end", () => {
   it("creates, loads images, starts the client, installs MetalLB with a pool; then the cluster's methods work and delete leaves nothing", async () => {
-    const manifest = await loadManifest(config().repoRoot);
     // Discovery for every kind bring-up applies, plus what the cluster's methods read.
-    const kinds = new Map<string, FakeKind>();
-    for (const o of manifest)
-      kinds.set(`${o.apiVersion} ${o.kind}`, {
-        apiVersion: o.apiVersion ?? "",
-        kind: o.kind ?? "",
-        namespaced: o.metadata?.namespace !== undefined,
-      });
-    for (const k of [
-      { apiVersion: "metallb.io/v1beta1", kind: "IPAddressPool", namespaced: true },
-      { apiVersion: "metallb.io/v1beta1", kind: "L2Advertisement", namespaced: true },
-      { apiVersion: "v1", kind: "Node", namespaced: false },
-      { apiVersion: "apps/v1", kind: "DaemonSet", namespaced: true },
-    ])
-      kinds.set(`${k.apiVersion} ${k.kind}`, k);
+    const { manifest, kinds } = await fakeKinds();
     const node = (name: string, labels: Record<string, string>, ip: string) => ({
       apiVersion: "v1",
       kind: "Node",
@@ -406,5 +415,149 @@ describe("kind traffic sources", () => {
       "node",
       "/tph/probe.ts",
     ]);
+  });
+});
+
+describe("kind provider with --cni", () => {
+  const withCni = (cni: string, kpr = false) =>
+    loadConfig(
+      {
+        provider: "kind",
+        clusterName: "x",
+        stateDir,
+        cacheDir: join(stateDir, "cache"),
+        cluster: { nodes: [{}, {}], cni: parseCni(cni, "--cni"), ...(kpr && { kubeProxyReplacement: true }) },
+      },
+      {},
+    );
+
+  it("cilium with kube-proxy replacement: no kube-proxy, the chart rendered at the pinned release, its images loaded, applied before MetalLB and waited for", async () => {
+    await symlink(join(import.meta.dirname, "testdata/fake-cli.sh"), join(fakeDir, "helm"));
+    const rendered = parseAllDocuments(
+      await readFile(join(import.meta.dirname, "testdata/cilium-template.yaml"), "utf8"),
+    ).map((d) => d.toJS());
+    const { kinds } = await fakeKinds(rendered);
+    const api = await startFakeApiServer(
+      [...kinds.values()],
+      [
+        {
+          apiVersion: "v1",
+          kind: "Node",
+          metadata: { name: "tph-x-worker" },
+          status: { conditions: [{ type: "Ready", status: "True" }] },
+        },
+      ],
+    );
+    try {
+      process.env.FAKE_KIND_API = api.url;
+      const config = withCni("cilium", true);
+      const provider = createKindProvider({ start: async () => ({ id: "c0ffee", ip: "172.18.0.9" }) });
+      // No kube-proxy to restart or replace: the suites that need one skip.
+      expect(provider.capabilities(config).kubeProxyReleases).toBe(false);
+      const cluster = await provider.up(config, { logger: createMemoryLogger() });
+      const dir = join(stateDir, "x");
+
+      const kindYaml = parse(await readFile(join(dir, "kind-config.yaml"), "utf8"));
+      expect(kindYaml.networking).toEqual({ kubeProxyMode: "none", disableDefaultCNI: true });
+      expect(kindYaml.kubeadmConfigPatches).toBeUndefined();
+
+      const made = (await calls()).map((c) => c.join(" "));
+      const at = (prefix: string) => made.findIndex((c) => c.startsWith(prefix));
+      // kind's --wait would wait for nodes that are Ready only once the CNI runs: the provider waits itself.
+      expect(made[at("kind create cluster")]).not.toContain("--wait");
+      expect(made[at("helm template")]).toBe(
+        [
+          "helm template cilium cilium --repo https://helm.cilium.io --version 1.20.2 --namespace kube-system",
+          "--set image.useDigest=false --set operator.image.useDigest=false --set envoy.image.useDigest=false",
+          "--set image.pullPolicy=IfNotPresent --set operator.replicas=1 --set ipam.mode=kubernetes",
+          "--set kubeProxyReplacement=true --set k8sServiceHost=tph-x-control-plane --set k8sServicePort=6443",
+        ].join(" "),
+      );
+      // Its images by tag, each once; the digest-pinned one is left to the nodes.
+      const loaded = made.filter((c) => c.startsWith("kind load docker-image")).map((c) => c.split(" ")[3]);
+      expect(loaded).toEqual([
+        "quay.io/cilium/cilium:v1.20.2",
+        "quay.io/cilium/operator-generic:v1.20.2",
+        ...PRELOAD_IMAGES,
+      ]);
+      // Applied as rendered (kept beside the kind config), and waited for, before MetalLB.
+      expect(await readFile(join(dir, "cilium-v1.20.2.yaml"), "utf8")).toContain("name: cilium-operator");
+      const ds = api.requests.indexOf("PATCH /apis/apps/v1/namespaces/kube-system/daemonsets/cilium");
+      const waited = api.requests.indexOf("GET /apis/apps/v1/namespaces/kube-system/daemonsets/cilium");
+      const metallb = api.requests.findIndex((r) => r.includes("metallb-system"));
+      expect(ds).toBeGreaterThan(-1);
+      expect(waited).toBeGreaterThan(ds);
+      expect(metallb).toBeGreaterThan(waited);
+      expect(api.requests).toContain("GET /api/v1/nodes");
+      expect(cluster.versions).toMatchObject({ proxyMode: "none", cni: "cilium" });
+      await cluster.delete();
+    } finally {
+      await api.close();
+    }
+  });
+
+  it("without helm, cilium stops in the preflight naming it; calico needs none", async () => {
+    const err = (await createKindProvider(neverClient)
+      .preflight(withCni("cilium@v1.19.0"))
+      .catch((e: unknown) => e)) as TphError;
+    expect(err.message).toBe("`helm` is not installed (needed by --provider kind)");
+    expect(err.hint).toMatch(/renders Cilium's chart/);
+    await createKindProvider(neverClient).preflight(withCni("calico"));
+  });
+
+  it("calico: the release's manifest, fetched once and then read from the cache; a wrong one is refused", async () => {
+    const install = cniInstall(parseCni("calico@v3.31.3", "--cni"), { kindName: "tph-x" });
+    expect(install?.source).toEqual({
+      kind: "url",
+      url: "https://raw.githubusercontent.com/projectcalico/calico/v3.31.3/manifests/calico.yaml",
+    });
+    const fetched: string[] = [];
+    const manifest = [
+      "apiVersion: apps/v1",
+      "kind: DaemonSet",
+      "metadata: { name: calico-node, namespace: kube-system }",
+      "spec:",
+      "  template:",
+      "    spec:",
+      "      initContainers: [{ name: install-cni, image: docker.io/calico/cni:v3.31.3 }]",
+      "      containers: [{ name: calico-node, image: docker.io/calico/node:v3.31.3 }]",
+      "---",
+      "apiVersion: apps/v1",
+      "kind: Deployment",
+      "metadata: { name: calico-kube-controllers, namespace: kube-system }",
+      "spec: { template: { spec: { containers: [{ name: c, image: docker.io/calico/kube-controllers:v3.31.3 }] } } }",
+    ].join("\n");
+    const fetchText = async (url: string) => {
+      fetched.push(url);
+      return manifest;
+    };
+    const cache = join(stateDir, "cache");
+    const logger = createMemoryLogger();
+    const first = await cniManifest(install as CniInstall, cache, logger, fetchText);
+    const second = await cniManifest(install as CniInstall, cache, logger, fetchText);
+    expect(fetched).toHaveLength(1);
+    expect(second.text).toBe(first.text);
+    expect(imagesOf(first.objects)).toEqual([
+      "docker.io/calico/cni:v3.31.3",
+      "docker.io/calico/node:v3.31.3",
+      "docker.io/calico/kube-controllers:v3.31.3",
+    ]);
+    // A page that is not the manifest (a proxy's error page, another file) is refused, not applied.
+    const other = cniInstall(parseCni("calico@v3.31.4", "--cni"), { kindName: "tph-x" }) as CniInstall;
+    await expect(
+      cniManifest(other, cache, logger, async () => "kind: ConfigMap\napiVersion: v1\n"),
+    ).rejects.toThrow(/the calico v3.31.4 manifest has no DaemonSet calico-node/);
+  });
+
+  it("kube-proxy replacement is Cilium's, and the default CNI takes no version", () => {
+    expect(() => withCni("calico", true)).toThrow(
+      /kube-proxy replacement is Cilium's: it needs --cni cilium/,
+    );
+    expect(() => parseCni("default@v1.0.0", "--cni")).toThrow(/the default CNI takes no version/);
+    expect(() => parseCni("flannel", "--cni")).toThrow(/unknown CNI "flannel"/);
+    expect(() => parseCni("cilium@1.20", "--cni")).toThrow(/not of the form vX.Y.Z/);
+    expect(() =>
+      kindConfig("tph-x", { workers: 1, proxyMode: "iptables", kubeProxyReplacement: true }),
+    ).toThrow(/needs a CNI that replaces it/);
   });
 });

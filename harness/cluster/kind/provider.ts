@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { withCleanup } from "../../core/cleanup.ts";
-import { type HarnessConfig, NAME_PREFIX } from "../../core/config.ts";
+import { cniText, type HarnessConfig, NAME_PREFIX, pinnedSettings } from "../../core/config.ts";
 import { TphError, UsageError } from "../../core/errors.ts";
 import { CommandError, type ExecResult, run, which } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
@@ -20,6 +20,7 @@ import type {
   ProbeSource,
   StartedCluster,
 } from "../provider.ts";
+import { type CniInstall, cniInstall, cniManifest, imagesOf } from "./cni.ts";
 import { kindConfigYaml } from "./config.ts";
 import {
   type ExternalClient,
@@ -36,6 +37,8 @@ import {
  * client container, which testcontainers starts (and tests replace through `clientFactory`).
  */
 export const LABEL = "tph.cluster";
+/** Settings kind cannot make a cluster with (pinnedSettings' flags): the node image fixes them. */
+const KIND_CANNOT_PIN = ["--kube-proxy-version", "per-node kubeProxyVersion", "--metallb-version"];
 /** Images the suites run, loaded into the nodes so runs do not depend on per-node pulls. */
 export const PRELOAD_IMAGES = ["registry.k8s.io/e2e-test-images/agnhost:2.53", PROBE_IMAGE];
 
@@ -49,6 +52,8 @@ interface KindState {
   client?: ExternalClient;
   network?: ExternalNetwork;
   proxyMode: string;
+  /** The pod network, as --cni names it ("default": kindnet). */
+  cni?: string;
 }
 
 export function createKindProvider(
@@ -56,11 +61,12 @@ export function createKindProvider(
 ): ClusterProvider {
   return {
     name: "kind",
-    capabilities: () => ({
+    capabilities: (config) => ({
       createClusters: true,
       nodeDisruption: true,
       nodePower: true,
-      kubeProxyReleases: true,
+      // Under Cilium's kube-proxy replacement there is no kube-proxy to restart or replace.
+      kubeProxyReleases: config.cluster.kubeProxyReplacement !== true,
       l2LoadBalancer: true,
       externalClient: true,
       // Nothing routes an address from the client container to one node for spec.externalIPs.
@@ -72,17 +78,15 @@ export function createKindProvider(
     },
 
     async preflight(config) {
-      const localOnly = [
-        config.cluster.kubeProxyVersion && "--kube-proxy-version",
-        config.cluster.nodes.some((n) => n.kubeProxyVersion) && "per-node kubeProxyVersion",
-        config.cluster.metallbVersion && "--metallb-version",
-      ].filter(Boolean);
+      const localOnly = pinnedSettings(config.cluster)
+        .map((s) => s.flag)
+        .filter((f) => KIND_CANNOT_PIN.includes(f));
       if (localOnly.length > 0)
         throw new UsageError(
           `${localOnly.join(", ")}: not available on kind yet (the local provider builds any release)`,
           "use --provider local, or the node image's own kube-proxy (--kubernetes-version) on kind",
         );
-      for (const [cmd, hint] of [
+      const needs: (readonly [string, string])[] = [
         [
           "docker",
           "install Docker (https://docs.docker.com/engine/install/) and make sure this user may use it",
@@ -91,7 +95,14 @@ export function createKindProvider(
           "kind",
           "install kind: `go install sigs.k8s.io/kind@latest` (or see https://kind.sigs.k8s.io/docs/user/quick-start/)",
         ],
-      ] as const) {
+      ];
+      // Cilium's manifest is its Helm chart, rendered by `helm template`.
+      if (config.cluster.cni?.name === "cilium")
+        needs.push([
+          "helm",
+          "install Helm 3 (https://helm.sh/docs/intro/install/): --cni cilium renders Cilium's chart",
+        ]);
+      for (const [cmd, hint] of needs) {
         if (!(await which(cmd)))
           throw new TphError(`\`${cmd}\` is not installed (needed by --provider kind)`, { hint });
       }
@@ -111,11 +122,16 @@ export function createKindProvider(
       const kindName = `${NAME_PREFIX}${config.clusterName}`;
       const dir = join(config.stateDir, config.clusterName);
       // Validate the generated config before any side effect.
+      const cni = cniInstall(config.cluster.cni, {
+        kindName,
+        kubeProxyReplacement: config.cluster.kubeProxyReplacement === true,
+      });
       const kindYaml = kindConfigYaml(kindName, {
         workers: config.cluster.nodes.length,
         proxyMode: config.cluster.proxyMode,
         zones: config.cluster.nodes.map((n) => n.zone ?? "").filter(Boolean),
-        disableDefaultCNI: config.kind.disableDefaultCNI,
+        disableDefaultCNI: config.kind.disableDefaultCNI || cni !== undefined,
+        ...(config.cluster.kubeProxyReplacement && { kubeProxyReplacement: true }),
         ...(config.cluster.kubeProxyConfig && { kubeProxyConfig: config.cluster.kubeProxyConfig }),
         ...(config.cluster.kubernetesVersion && { kubernetesVersion: config.cluster.kubernetesVersion }),
         ...(config.kind.nodeImage && { nodeImage: config.kind.nodeImage }),
@@ -146,7 +162,8 @@ export function createKindProvider(
             ownerPid: process.pid,
             kindName,
             kubeconfig: join(dir, "kubeconfig"),
-            proxyMode: config.cluster.proxyMode,
+            proxyMode: config.cluster.kubeProxyReplacement ? "none" : config.cluster.proxyMode,
+            cni: cniText(config.cluster.cni),
           };
           await mkdir(dir, { recursive: true });
           undo(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
@@ -156,7 +173,7 @@ export function createKindProvider(
           await writeFile(configPath, kindYaml);
 
           logger.step(
-            `creating kind cluster ${kindName} (${config.cluster.nodes.length} workers, kube-proxy ${config.cluster.proxyMode})`,
+            `creating kind cluster ${kindName} (${config.cluster.nodes.length} workers, kube-proxy ${state.proxyMode}, CNI ${state.cni})`,
           );
           undo(`delete kind cluster ${kindName}`, () => deleteKindCluster(kindName, logger));
           await run(
@@ -170,20 +187,17 @@ export function createKindProvider(
               configPath,
               "--kubeconfig",
               state.kubeconfig,
-              "--wait",
-              "5m",
+              // Nodes turn Ready only once a CNI runs: without kindnet the wait is ours, after the install.
+              ...(cni || config.kind.disableDefaultCNI ? [] : ["--wait", "5m"]),
             ],
             {
               logger,
             },
           );
 
+          if (cni) await installCni(config, cni, state, dir, logger);
           logger.step(`loading images into the nodes: ${PRELOAD_IMAGES.join(", ")}`);
-          for (const image of PRELOAD_IMAGES) {
-            const present = await run(["docker", "image", "inspect", image], { allowFailure: true });
-            if (present.exitCode !== 0) await run(["docker", "pull", image], { logger });
-            await run(["kind", "load", "docker-image", image, "--name", kindName], { logger });
-          }
+          await loadImages(PRELOAD_IMAGES, kindName, logger);
 
           const inspect = await run(["docker", "network", "inspect", "kind"]);
           logger.step("starting the external client container on the kind network");
@@ -291,6 +305,63 @@ async function installMetallbOnKind(
   });
 }
 
+/** Pulls each image unless present, and loads it into every node (`kind load` takes tags, not digests). */
+async function loadImages(images: readonly string[], kindName: string, logger: Logger): Promise<void> {
+  for (const image of images) {
+    if (image.includes("@")) {
+      logger.info(`${image}: pinned by digest, pulled by the nodes themselves`);
+      continue;
+    }
+    const present = await run(["docker", "image", "inspect", image], { allowFailure: true });
+    if (present.exitCode !== 0) await run(["docker", "pull", image], { logger });
+    await run(["kind", "load", "docker-image", image, "--name", kindName], { logger });
+  }
+}
+
+/**
+ * Installs the CNI on a cluster created without kindnet: its manifest (kept in the cluster's folder as
+ * applied), its images loaded into the nodes, then the wait kind's --wait would have done: the agent
+ * DaemonSet available on every node and every node Ready.
+ */
+async function installCni(
+  config: HarnessConfig,
+  cni: CniInstall,
+  state: KindState,
+  dir: string,
+  logger: Logger,
+): Promise<void> {
+  logger.step(
+    `installing ${cni.name} ${cni.version}${cni.kubeProxyReplacement ? " with kube-proxy replacement" : ""}`,
+  );
+  const { text, objects } = await cniManifest(cni, config.cacheDir, logger);
+  await writeFile(join(dir, `${cni.name}-${cni.version}.yaml`), text);
+  const images = imagesOf(objects);
+  logger.step(`loading ${cni.name}'s images into the nodes: ${images.join(", ")}`);
+  await loadImages(images, state.kindName, logger);
+  const k8s = kubeClients(state.kubeconfig);
+  await applyObjects(k8s, objects);
+  const { namespace, name } = cni.agentDaemonSet;
+  await waitFor(
+    async () => {
+      const ds = await k8s.apps.readNamespacedDaemonSet({ name, namespace });
+      const want = ds.status?.desiredNumberScheduled ?? 0;
+      const have = ds.status?.numberAvailable ?? 0;
+      if (want === 0 || have < want) return { done: false, state: `${name}: ${have}/${want} available` };
+      const notReady = (await k8s.core.listNode()).items
+        .filter((n) => n.status?.conditions?.find((c) => c.type === "Ready")?.status !== "True")
+        .map((n) => n.metadata?.name);
+      return notReady.length === 0
+        ? { done: true, value: undefined }
+        : { done: false, state: `not Ready: ${notReady.join(", ")}` };
+    },
+    {
+      description: `${cni.name} to run on every node and every node to be Ready`,
+      timeoutMs: 300_000,
+      intervalMs: 2_000,
+    },
+  );
+}
+
 async function deleteKindCluster(kindName: string, logger: Logger): Promise<void> {
   await run(["kind", "delete", "cluster", "--name", kindName], { logger });
 }
@@ -335,7 +406,7 @@ class KindCluster implements StartedCluster {
     this.name = state.name;
     this.kubeconfigPath = state.kubeconfig;
     this.server = "";
-    this.versions = { proxyMode: state.proxyMode };
+    this.versions = { proxyMode: state.proxyMode, cni: state.cni ?? "default" };
     this.network = state.network ?? { subnet: "", loadBalancerRange: "", clientIP: "" };
     this.nodeOps = new KindNodeOperations(state, logger);
   }

@@ -59,12 +59,12 @@ describe("the kubeconfig provider", () => {
       {
         provider: "kubeconfig",
         target: { kubeconfig: join(dir, "nope") },
-        cluster: { kubernetesVersion: "v1.36.3", metallbVersion: "v0.15.2" },
+        cluster: { kubernetesVersion: "v1.36.3", metallbVersion: "v0.15.2", cni: { name: "calico" } },
       },
       {},
     );
     await expect(kubeconfigProvider.preflight(asked)).rejects.toThrow(
-      /^--kubernetes-version, --metallb-version: the kubeconfig provider tests the cluster as it is/,
+      /^--kubernetes-version, --metallb-version, --cni: the kubeconfig provider tests the cluster as it is/,
     );
   });
 

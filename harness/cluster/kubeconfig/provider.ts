@@ -2,7 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } from "@kubernetes/client-node";
-import type { HarnessConfig } from "../../core/config.ts";
+import { type HarnessConfig, pinnedSettings } from "../../core/config.ts";
 import { TphError, UsageError } from "../../core/errors.ts";
 import { type ExecResult, run } from "../../core/exec.ts";
 import { pidAlive } from "../../core/pid.ts";
@@ -49,13 +49,7 @@ export const kubeconfigProvider: ClusterProvider = {
 
   async preflight(config) {
     // A cluster tph did not create is tested as it is: asking for other releases is a mistake.
-    const asked = [
-      config.cluster.kubernetesVersion && "--kubernetes-version",
-      (config.cluster.kubeProxyVersion || config.cluster.nodes.some((n) => n.kubeProxyVersion)) &&
-        "--kube-proxy-version",
-      config.cluster.kubeProxyConfig && "--kube-proxy-config",
-      config.cluster.metallbVersion && "--metallb-version",
-    ].filter(Boolean);
+    const asked = pinnedSettings(config.cluster).map((s) => s.flag);
     if (asked.length > 0)
       throw new UsageError(
         `${asked.join(", ")}: the kubeconfig provider tests the cluster as it is and changes none of its releases or configuration`,

@@ -1,6 +1,6 @@
 import { statfs } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { HarnessConfig, ProxyMode } from "../../core/config.ts";
+import { type HarnessConfig, type ProxyMode, pinnedSettings } from "../../core/config.ts";
 import { TphError, UsageError } from "../../core/errors.ts";
 import { run, which } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
@@ -59,6 +59,9 @@ export const COMMAND_NEEDS: readonly CommandNeed[] = [
 /** Free space a cold build needs: the Go build and module caches plus the binaries (about 3.5 GiB seen). */
 const BUILD_DISK_BYTES = 5 * 1024 ** 3;
 
+/** Settings the local provider cannot make a cluster with (pinnedSettings' flags). */
+const LOCAL_CANNOT_PIN = ["--cni", "--kube-proxy-replacement"];
+
 export interface Miss {
   what: string;
   fix: string;
@@ -83,6 +86,15 @@ export async function preflightLocal(config: HarnessConfig, options: PreflightOp
     throw new UsageError(
       "kube-proxy mode ipvs is not available on the local provider",
       "the local provider's kernel has no IPVS; use iptables or nftables (kind supports ipvs where the host kernel has it)",
+    );
+  }
+  // Pods here are attached by the CNI reference plugins; Calico and Cilium need kind for now (what the
+  // local provider would take for them: docs/cni.md).
+  const cni = pinnedSettings(config.cluster).filter((p) => LOCAL_CANNOT_PIN.includes(p.flag));
+  if (cni.length > 0) {
+    throw new UsageError(
+      `${cni.map((p) => p.flag).join(", ")}: the local provider runs the CNI reference plugins only (--cni default)`,
+      "run Calico or Cilium on kind (--provider kind --cni calico|cilium); docs/cni.md says what the local provider lacks for them",
     );
   }
   if (process.getuid?.() !== 0) {

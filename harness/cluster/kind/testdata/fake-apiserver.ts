@@ -6,7 +6,7 @@ import { parse } from "yaml";
  * A stand-in for the API server of the cluster `kind create` made, for the kind provider's unit tests:
  * just what bring-up and the cluster's methods call. Discovery lists the kinds it is told about;
  * server-side apply stores the object under its path; reads return what was applied or seeded, with a
- * Deployment reported available (its controller "runs"). Every request is recorded as "METHOD path".
+ * Deployment or DaemonSet reported available (its controller "runs"). Every request is recorded as "METHOD path".
  */
 export interface FakeApiServer {
   url: string;
@@ -103,6 +103,8 @@ export async function startFakeApiServer(
         const o = objects.get(path);
         if (o) {
           if (o.kind === "Deployment") return send(res, 200, { ...o, status: { availableReplicas: 1 } });
+          if (o.kind === "DaemonSet" && !o.status)
+            return send(res, 200, { ...o, status: { desiredNumberScheduled: 3, numberAvailable: 3 } });
           return send(res, 200, o);
         }
         // A list: every stored object directly under the path.

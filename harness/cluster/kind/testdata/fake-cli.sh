@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A stand-in for `kind` and `docker` in unit tests: records every call (one line: program and argv,
+# A stand-in for `kind`, `docker` and `helm` in unit tests: records every call (one line: program and argv,
 # tab-separated) in $TPH_FAKE_LOG, and answers from canned files or environment switches.
 set -u
 prog=$(basename "$0")
@@ -15,6 +15,7 @@ case "$prog $*" in
   "docker image inspect"*) echo "[]" ;;
   "docker ps"*) printf '%s' "${FAKE_DOCKER_PS:-}" ;;
   "kind get clusters") printf '%s' "${FAKE_KIND_CLUSTERS:-}" ;;
+  "helm template"*) cat "$here/cilium-template.yaml" ;;
   "kind create cluster"*)
     if [ -n "${FAKE_KIND_CREATE_FAIL:-}" ]; then
       echo "ERROR: failed to create cluster: $FAKE_KIND_CREATE_FAIL" >&2
