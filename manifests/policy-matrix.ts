@@ -1,4 +1,5 @@
 import type { ProxyMode } from "../harness/core/config.ts";
+import { compareRelease } from "../harness/core/releases.ts";
 
 /**
  * The policy matrix, as data: every traffic source to every entry point of a Service, under each pair
@@ -248,9 +249,7 @@ function tableFor(pair: PolicyPair, state: MatrixState): Partial<Table> {
 
 /** Releases before the kubernetes#131765 fix, in nftables mode, drop these cells (see above). */
 function before131765(version: string): boolean {
-  const [, minor, patch] = version.replace(/^v/, "").split(/[.-]/).map(Number);
-  if (minor === undefined || patch === undefined) return false;
-  return minor < 33 || (minor === 33 && patch < 6);
+  return compareRelease(version, "v1.33.6") < 0;
 }
 
 /**
@@ -348,16 +347,6 @@ export function brokenBy131765(cell: MatrixCell, mode: ProxyMode, kubeProxyVersi
     cell.pair.externalTrafficPolicy === "Local" &&
     (cell.entry === "loadbalancer" || cell.entry === "externalip")
   );
-}
-
-function compareRelease(a: string, b: string): number {
-  const pa = a.replace(/^v/, "").split(/[.-]/).map(Number);
-  const pb = b.replace(/^v/, "").split(/[.-]/).map(Number);
-  for (let i = 0; i < 3; i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
 }
 
 export function cellName(c: Pick<MatrixCell, "source" | "entry" | "protocol">): string {

@@ -7,6 +7,7 @@ import { TphError, UsageError } from "../../core/errors.ts";
 import { CommandError, run, which } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
 import { pidAlive } from "../../core/pid.ts";
+import { minorOf } from "../../core/releases.ts";
 
 /**
  * The upstream binaries of the local provider, built from the Go module proxy. Each Go module under
@@ -446,19 +447,19 @@ export async function checkKubeProxyRelease(
   const pins = await pinnedVersions(config.repoRoot);
   const apiserver = config.cluster.kubernetesVersion ?? (pins.kubernetes as string);
   if (version === apiserver) return;
-  if (minor(version) > minor(apiserver))
+  if (minorOf(version) > minorOf(apiserver))
     throw new UsageError(
       `kube-proxy ${version} is newer than the cluster's kube-apiserver ${apiserver}`,
       "the version skew policy allows kube-proxy only as new as the apiserver: choose an older release",
     );
   if (version !== pins.kubernetes && version !== pins["kube-proxy-previous"])
     await checkReleaseExists(config, `kube-proxy ${version}`, version);
-  if (proxyModes.includes("nftables") && minor(version) < 31)
+  if (proxyModes.includes("nftables") && minorOf(version) < 31)
     throw new UsageError(
       `kube-proxy ${version} has no nftables mode on by default (it is beta and default from v1.31)`,
       "use --proxy-mode iptables, or a release from v1.31 on",
     );
-  if (minor(apiserver) - minor(version) > 3)
+  if (minorOf(apiserver) - minorOf(version) > 3)
     logger.warn(
       `kube-proxy ${version} is more than three minor releases older than kube-apiserver ${apiserver}: outside the version skew policy (allowed, to reproduce old behaviour)`,
     );
@@ -477,7 +478,7 @@ export const OLDEST_KUBERNETES_MINOR = 31;
 export async function checkKubernetesRelease(config: HarnessConfig, version: string): Promise<void> {
   const pins = await pinnedVersions(config.repoRoot);
   if (version === pins.kubernetes) return;
-  if (minor(version) < OLDEST_KUBERNETES_MINOR)
+  if (minorOf(version) < OLDEST_KUBERNETES_MINOR)
     throw new UsageError(
       `Kubernetes ${version} is older than the local provider runs (v1.${OLDEST_KUBERNETES_MINOR}): the suites need trafficDistribution in EndpointSlices and kube-proxy's nftables mode, on by default from v1.${OLDEST_KUBERNETES_MINOR}`,
       `choose a release from v1.${OLDEST_KUBERNETES_MINOR}.0 on (pinned here: ${pins.kubernetes}); an older kube-proxy alone runs with --kube-proxy-version`,
@@ -485,7 +486,6 @@ export async function checkKubernetesRelease(config: HarnessConfig, version: str
   await checkReleaseExists(config, `Kubernetes ${version}`, version);
 }
 
-const minor = (v: string) => Number(v.split(".")[1]);
 
 /** Asks the Go module proxy for k8s.io/kubernetes@version; refuses it, naming the nearest, if absent. */
 async function checkReleaseExists(config: HarnessConfig, what: string, version: string): Promise<void> {
@@ -594,7 +594,7 @@ export async function ensureMetallb(
  */
 export async function checkMetallbRelease(config: HarnessConfig, version: string): Promise<void> {
   if (version === (await pinnedVersions(config.repoRoot)).metallb) return;
-  if (Number(version.split(".")[1]) < 13)
+  if (minorOf(version) < 13)
     throw new UsageError(
       `MetalLB ${version} is configured by a ConfigMap, not the IPAddressPool and L2Advertisement resources tph creates`,
       "choose a release from v0.13 on",
