@@ -218,6 +218,16 @@ describe("disruption verdicts", () => {
     expect(staleConntrackReuse(powerCut.map(({ localPort: _, ...e }) => e))).toEqual([]);
   });
 
+  it("StaleConntrackReuse: a reuse refused by the pod that holds the old endpoint's address now counts; a refusal ends the entry", () => {
+    // The stopped pod's address belongs to another pod once the node is back: seq 50's stale DNAT meets
+    // a pod that does not listen there (seen once in node-stop-traffic: one refused 19 s after the restart).
+    const refused = powerCut.map((e) => (e.seq === 50 ? { ...e, outcome: "refused" as const } : e));
+    expect(staleConntrackReuse(refused).map((e) => e.seq)).toEqual([50]);
+    // A reset answered the SYN: the entry it hit is gone, so a later failure on that port is not stale.
+    const after = [...refused, port(entry(60, cut, "timeout", undefined, 1_000), 40_001)];
+    expect(staleConntrackReuse(after).map((e) => e.seq)).toEqual([50]);
+  });
+
   it("RecoveredWithin judges stale-conntrack failures apart only when asked, and still fails on others", () => {
     const strict = recoveredWithin(powerCut, t, 3_000);
     expect(strict.passed).toBe(false);

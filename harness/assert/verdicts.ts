@@ -276,8 +276,9 @@ export const CONNTRACK_SYN_SENT_MS = 120_000;
  * lived (nf_conntrack_tcp_timeout_syn_sent, renewed by every SYN that hits it). Its SYN matches the old
  * entry and follows the old DNAT to an endpoint that is gone, however right the rules are by now:
  * kube-proxy clears the conntrack entries of removed endpoints for UDP only (kubernetes/kubernetes#101607,
- * #104098), so after a node dies such requests fail for up to two minutes. Needs `localPort` (the probe
- * records it); entries without it are never counted.
+ * #104098), so after a node dies such requests fail for up to two minutes. They time out where the old
+ * endpoint's address is nobody's, and are refused where another pod holds it by now. Needs `localPort` (the probe records it, failures included);
+ * entries without it are never counted.
  */
 export function staleConntrackReuse(
   entries: LedgerEntry[],
@@ -290,13 +291,10 @@ export function staleConntrackReuse(
     if (e.localPort === undefined) continue;
     const key = `${e.path} ${e.localPort}`;
     const previous = lastSyn.get(key);
-    if (!unanswered(e)) {
-      // An answered connection on this port replaced whatever entry was there.
-      lastSyn.delete(key);
-      continue;
-    }
-    if (previous !== undefined && e.start - previous <= lifetimeMs) stale.push(e);
-    lastSyn.set(key, e.end);
+    if (e.outcome !== "ok" && previous !== undefined && e.start - previous <= lifetimeMs) stale.push(e);
+    // An unanswered SYN leaves (or renews) the entry; an answer, even a reset, replaces it.
+    if (unanswered(e)) lastSyn.set(key, e.end);
+    else lastSyn.delete(key);
   }
   return stale;
 }

@@ -118,14 +118,21 @@ function probeRequest(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
   return new Promise((resolve) => {
     let abort = () => {};
     let socket: Socket | undefined;
+    // The source port, read once connect() was issued: a refused connection's socket is closed by the
+    // time its error arrives, and a failure's port is what ties it to a stale conntrack entry.
+    let bound: number | undefined;
     const { settle, fail } = requestEnd(seq, o.timeoutMs, resolve, () => {
-      const port = socket?.localPort;
+      const port = socket?.localPort ?? bound;
       abort();
       return port;
     });
     if (o.mode === "tcp") {
       const conn = connect({ host: o.host, port: o.port });
       socket = conn;
+      // connect() to an address runs on the next tick; this one runs after it.
+      process.nextTick(() => {
+        bound = conn.localPort;
+      });
       abort = () => conn.destroy();
       conn.once("connect", () => settle({ outcome: "ok" }));
       conn.once("error", fail);
@@ -161,6 +168,8 @@ function probeRequest(seq: number, o: ProbeOptions): Promise<ProbeEntry> {
     abort = () => req.destroy();
     req.on("socket", (s) => {
       socket = s;
+      // Emitted after the socket's connect() (both on the next tick, connect first).
+      bound = s.localPort;
     });
     req.on("error", fail);
     req.end();
