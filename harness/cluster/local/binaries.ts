@@ -24,7 +24,11 @@ export type BinaryName =
   | "kube-proxy"
   | "agnhost"
   | "metallb-controller"
-  | "speaker";
+  | "speaker"
+  | "loopback"
+  | "ptp"
+  | "host-local"
+  | "portmap";
 
 /** Built on demand only: a cluster runs without them. */
 export type ExtraBinaryName = "kube-proxy-previous";
@@ -95,6 +99,22 @@ const MODULES: readonly UpstreamModule[] = [
     },
     core: true,
     versionFlags: (version) => [`-X go.universe.tf/metallb/internal/version.version=${version}`],
+  },
+  {
+    // The CNI reference plugins the node agent attaches pods with, installed under their types' names
+    // (the folder is CNI_PATH).
+    dir: "cni-plugins",
+    pinned: "github.com/containernetworking/plugins",
+    packages: {
+      "github.com/containernetworking/plugins/plugins/main/loopback": "loopback",
+      "github.com/containernetworking/plugins/plugins/main/ptp": "ptp",
+      "github.com/containernetworking/plugins/plugins/ipam/host-local": "host-local",
+      "github.com/containernetworking/plugins/plugins/meta/portmap": "portmap",
+    },
+    core: true,
+    versionFlags: (version) => [
+      `-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=${version}`,
+    ],
   },
 ];
 
@@ -485,7 +505,6 @@ export async function checkKubernetesRelease(config: HarnessConfig, version: str
     );
   await checkReleaseExists(config, `Kubernetes ${version}`, version);
 }
-
 
 /** Asks the Go module proxy for k8s.io/kubernetes@version; refuses it, naming the nearest, if absent. */
 async function checkReleaseExists(config: HarnessConfig, what: string, version: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { request } from "undici";
 import { stringify } from "yaml";
 import type { CleanupStack } from "../../core/cleanup.ts";
@@ -123,6 +123,7 @@ export async function prepareNode(ctx: NodeContext, node: LocalNode, stack: Clea
     podNsPrefix: podNamespace(node, ""),
     kubeconfig: kubeconfig("agent"),
     cniKubeconfig: kubeconfig("cni"),
+    cni: { binDir: dirname(ctx.binaries.paths.ptp), dir: join(node.dir, "cni") },
     podsDir: join(node.dir, "pods"),
     labels: node.labels,
     // agnhost → the built binary; node (the probe clients' image) → this Node, which runs this

@@ -15,6 +15,11 @@ export interface AgentConfig {
   kubeconfig: string;
   /** Identity for reading every Node (pod CIDR routes): a node's own identity may read only itself. */
   cniKubeconfig: string;
+  /**
+   * The pod network's CNI plugins (`binDir`, each named by its type) and this node's CNI files (`dir`:
+   * net.d/ with the conflist, results/ with each ADD's result, networks/ with host-local's addresses).
+   */
+  cni: { binDir: string; dir: string };
   /** Where pod logs go: `<podsDir>/<namespace>_<name>_<uid>/<container>.log`. */
   podsDir: string;
   labels: Record<string, string>;

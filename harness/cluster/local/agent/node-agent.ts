@@ -15,7 +15,7 @@ import { sleep, waitFor } from "../../../core/wait.ts";
 import { apiErrorMessage } from "../../../k8s/client.ts";
 import type { AgentConfig } from "./config.ts";
 import { PodWorker } from "./pod-worker.ts";
-import { PodIpam } from "./sandbox.ts";
+import { type PodNetwork, podNetwork, releaseOrphans } from "./sandbox.ts";
 
 /**
  * The kubelet stand-in of one node. It registers the Node (with its InternalIP, before kube-proxy
@@ -31,7 +31,7 @@ export class NodeAgent {
   readonly #cni: CoreV1Api;
   readonly #workers = new Map<string, PodWorker>();
   readonly #stop = new AbortController();
-  #ipam: PodIpam | undefined;
+  #network: PodNetwork | undefined;
   #routes = new Map<string, string>();
 
   constructor(config: AgentConfig, logger: Logger) {
@@ -63,7 +63,13 @@ export class NodeAgent {
         signal,
       },
     );
-    this.#ipam = new PodIpam(podCIDR);
+    const network = await podNetwork(this.#config.cni.binDir, this.#config.cni.dir, podCIDR);
+    const released = await releaseOrphans(network);
+    if (released.length > 0)
+      this.#logger.info(
+        `released the addresses of ${released.length} pods whose namespaces are gone (CNI DEL)`,
+      );
+    this.#network = network;
     // The node routes between its pods, the bridge and other nodes (this namespace only).
     await writeFile("/proc/sys/net/ipv4/ip_forward", "1");
     // The control plane answers pods (webhooks, the kubernetes Service) through a route to each pod CIDR.
@@ -265,7 +271,7 @@ export class NodeAgent {
 
   #onPod(pod: V1Pod): void {
     const uid = pod.metadata?.uid;
-    if (!uid || !this.#ipam) return;
+    if (!uid || !this.#network) return;
     const existing = this.#workers.get(uid);
     if (existing) {
       existing.update(pod);
@@ -276,7 +282,7 @@ export class NodeAgent {
     const worker = new PodWorker(pod, {
       config: this.#config,
       core: this.#core,
-      ipam: this.#ipam,
+      network: this.#network,
       logger: this.#logger,
     });
     this.#workers.set(uid, worker);

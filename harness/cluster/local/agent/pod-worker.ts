@@ -18,7 +18,7 @@ import { DRAIN_KEEPS_ANNOTATION } from "../../provider.ts";
 import type { AgentConfig } from "./config.ts";
 import { resolveProgram } from "./images.ts";
 import { probeTiming, runProbe } from "./probes.ts";
-import { createSandbox, deleteSandbox, type PodIpam, type Sandbox } from "./sandbox.ts";
+import { createSandbox, deleteSandbox, type PodNetwork, type Sandbox } from "./sandbox.ts";
 
 /** Pods with this annotation are recorded as running but not executed (MetalLB's own pods, see docs). */
 export const PLACEHOLDER_ANNOTATION = DRAIN_KEEPS_ANNOTATION;
@@ -30,7 +30,7 @@ const RESTART_BACKOFF_MS = [1_000, 2_000, 5_000, 10_000, 20_000, 40_000];
 export interface PodWorkerContext {
   config: AgentConfig;
   core: CoreV1Api;
-  ipam: PodIpam;
+  network: PodNetwork;
   logger: Logger;
 }
 
@@ -141,13 +141,8 @@ export class PodWorker {
     const hostNetwork = this.#pod.spec?.hostNetwork === true;
     try {
       this.#sandbox = hostNetwork
-        ? { ns: config.nodeNs, ip: config.nodeIP, hostVeth: "" }
-        : await createSandbox(
-            `${config.podNsPrefix}${this.uid.slice(0, 8)}`,
-            `v${this.uid.slice(0, 8)}`,
-            this.#ctx.ipam.allocate(),
-            this.#ctx.ipam.gateway,
-          );
+        ? { ns: config.nodeNs, ip: config.nodeIP }
+        : await createSandbox(this.#ctx.network, `${config.podNsPrefix}${this.uid.slice(0, 8)}`, this.#pod);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       logger.error(`pod ${this.name}: sandbox: ${message}`);
@@ -454,16 +449,15 @@ export class PodWorker {
     const sandbox = this.#sandbox;
     this.#sandbox = undefined;
     if (!sandbox || this.#pod.spec?.hostNetwork) return;
-    await deleteSandbox(sandbox).catch((err) =>
+    await deleteSandbox(this.#ctx.network, sandbox).catch((err) =>
       this.#ctx.logger.warn(`pod ${this.name}: sandbox cleanup: ${String(err)}`),
     );
-    this.#ctx.ipam.release(sandbox.ip);
   }
 
   // ---- placeholders ----
 
   async #startPlaceholder(): Promise<void> {
-    this.#sandbox = { ns: this.#ctx.config.nodeNs, ip: this.#ctx.config.nodeIP, hostVeth: "" };
+    this.#sandbox = { ns: this.#ctx.config.nodeNs, ip: this.#ctx.config.nodeIP };
     this.#phase = "Running";
     for (const c of this.#containers) {
       c.state = { kind: "running", startedAt: new Date() };
