@@ -99,8 +99,26 @@ export function outcomeOf(entry: ProbeEntry): string {
 }
 
 /**
+ * Source ports for readiness requests: just above Linux's default ephemeral range (32768-60999), so the
+ * measured traffic, on ephemeral ports, never shares one with them. A readiness SYN sent before the path
+ * is programmed (MetalLB answers ARP before kube-proxy has the address) leaves an unanswered conntrack
+ * entry on the node for 120 s; a later request from that port follows the entry instead of the rules and
+ * times out. Seen as a lone timeout 36 s after a node restart in node-stop-traffic.
+ */
+const READINESS_PORTS = { first: 61_000, count: 1_000 };
+// A random start: test files in other workers probe from the same external client at the same time.
+let readinessSeq = Math.floor(Math.random() * READINESS_PORTS.count);
+
+/** The next readiness source port, or none where the request cannot pin one (keepalive, --identify). */
+export function readinessPort(req: ProbeRequest): number | undefined {
+  if (req.localPort !== undefined || req.mode === "keepalive" || req.identify) return req.localPort;
+  return READINESS_PORTS.first + (readinessSeq++ % READINESS_PORTS.count);
+}
+
+/**
  * Waits until a request from `source` ends in `outcome` (default ok). kube-proxy programs a change within
- * about a second (minSyncPeriod); a suite's strict assertions start after that, not during it.
+ * about a second (minSyncPeriod); a suite's strict assertions start after that, not during it. Each
+ * attempt comes from a readiness port of its own (see READINESS_PORTS).
  */
 export async function waitOutcome(
   cluster: StartedCluster,
@@ -111,8 +129,10 @@ export async function waitOutcome(
 ): Promise<void> {
   await waitFor(
     async () => {
+      const localPort = readinessPort(req);
       const [entry] = await runProbe(cluster, source, {
         ...req,
+        ...(localPort !== undefined && { localPort }),
         count: 1,
         timeoutMs: req.timeoutMs ?? 1_000,
       });

@@ -5,7 +5,7 @@ import { request } from "undici";
 import { stringify } from "yaml";
 import type { CleanupStack } from "../../core/cleanup.ts";
 import { type HarnessConfig, mergePatch, type NodeSpec } from "../../core/config.ts";
-import { run } from "../../core/exec.ts";
+import { run, which } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
 import { waitFor } from "../../core/wait.ts";
 import { kubeClients } from "../../k8s/client.ts";
@@ -334,6 +334,28 @@ export async function stopNode(node: LocalNode, plan: NetworkPlan): Promise<void
     await run(["ip", "netns", "del", ns], { allowFailure: true });
   }
   await run(["ip", "-n", plan.bridgeNs, "link", "set", `n${node.index}`, "down"]);
+  await forgetKernelState(node);
+}
+
+/**
+ * What a power cut takes besides the processes: the kernel's connection tracking and netfilter rules
+ * (kube-proxy writes its rules again when it starts). The node's namespace outlives the "cut", so both
+ * are cleared by hand. Kept, they were not a power cut's: a SYN that came in between the link going up
+ * and kube-proxy's first sync followed the old rules to the dead pod's address, and its unanswered
+ * conntrack entry then caught a later request from the same source port (a lone timeout 36 s after the
+ * node came back, in node-stop-traffic).
+ */
+async function forgetKernelState(node: LocalNode): Promise<void> {
+  const inNode = (argv: string[]) => run(["ip", "netns", "exec", node.ns, ...argv]);
+  if (await which("nft")) await inNode(["nft", "flush", "ruleset"]);
+  // Tables of legacy iptables are not nf_tables: flushed table by table (their base chains stay).
+  if ((await which("iptables")) && (await run(["iptables", "-V"])).stdout.includes("legacy"))
+    for (const cmd of ["iptables", "ip6tables"])
+      for (const table of ["filter", "nat", "mangle", "raw"])
+        for (const op of ["-F", "-X"])
+          await run(["ip", "netns", "exec", node.ns, cmd, "-t", table, op], { allowFailure: true });
+  await inNode(["conntrack", "-F"]);
+  await inNode(["conntrack", "-F", "-f", "ipv6"]);
 }
 
 export async function bringLinkUp(node: LocalNode, plan: NetworkPlan): Promise<void> {
