@@ -129,10 +129,17 @@ describe.each(PROXY_MODES)("node stop under traffic (kube-proxy %s)", (mode) => 
     ledger.expect(
       blackholed(windows(entries, { start: stoppedAt + 2_000, end: startedAt - 1_000 }).during, "nowhere"),
     );
-    const recovered = recoveredWithin(entries, startedAt, 15_000);
+    // As after the eTP Cluster stop: a SYN that reached the node while it came back (before its pod and
+    // kube-proxy's rules were current) leaves an unanswered conntrack entry there, to the old endpoint or
+    // none, for 120 s; a later request from the same source port follows it and times out (seen 20 s
+    // after the node was back). Measured and reported apart; any other late failure fails.
+    const recovered = recoveredWithin(entries, startedAt, 15_000, { staleConntrack: "separate" });
     ledger.expect(recovered);
+    const stale = recovered.staleConntrack.length
+      ? `; ${recovered.staleConntrack.length} later request(s) failed on stale conntrack entries, the last ${recovered.staleTailMs} ms after the start`
+      : "";
     console.log(
-      `[node-stop ${mode}] eTP Local: blackholed while stopped; healthy ${recovered.recoveryMs} ms after the node was Ready`,
+      `[node-stop ${mode}] eTP Local: blackholed while stopped; healthy ${recovered.recoveryMs} ms after the node was Ready${stale}`,
     );
   });
 });
