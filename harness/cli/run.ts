@@ -3,7 +3,9 @@ import { access, appendFile, mkdir, readdir, rm, writeFile } from "node:fs/promi
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { InlineConfig } from "vite";
+import type { Vitest } from "vitest/node";
 import { getProvider } from "../cluster/providers.ts";
+import { onTerminationSignals } from "../core/cleanup.ts";
 import { type HarnessConfig, parseProxyMode } from "../core/config.ts";
 import { TphError, UsageError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
@@ -17,6 +19,7 @@ import {
   collectRows,
   countRows,
   exitCode,
+  interruptedRow,
   type Row,
   renderRepeatSummary,
   renderReport,
@@ -196,6 +199,21 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
   const { startVitest } = await import("vitest/node");
   const canWrite = await writable(join(config.repoRoot, "node_modules"));
   const viteOverrides: InlineConfig = canWrite ? {} : { configLoader: "runner" };
+  // Ctrl-C or SIGTERM: the run is cancelled, so the running test ends, the suites' cleanup and the
+  // global teardown remove their clusters, and the verdict says "interrupted". Node's default (exit at
+  // once) left the worker process running a suite, its cluster with it. A second signal exits at once.
+  const interrupt: { by?: NodeJS.Signals; vitest?: Vitest } = {};
+  const removeHandlers = onTerminationSignals((sig) => {
+    if (interrupt.by) {
+      process.stderr.write(`${sig} again: exiting now; \`tph gc\` removes what is left\n`);
+      process.exit(130);
+    }
+    interrupt.by = sig;
+    process.stderr.write(
+      `${sig}: stopping the run; the suites' clusters are being removed (${sig} again to exit now)\n`,
+    );
+    void interrupt.vitest?.cancelCurrentRun("keyboard-input");
+  });
   const vitest = await startVitest(
     "test",
     chosen.map((s) => `suites/${s}.e2e.ts`),
@@ -206,7 +224,15 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
       watch: false,
       // One line per test as it starts and ends (where the run is, in CI logs too), then vitest's own
       // summary with the failures in full.
-      reporters: [new ProgressReporter(undefined, live), "default"],
+      reporters: [
+        new ProgressReporter(undefined, live),
+        "default",
+        {
+          onInit(v: Vitest) {
+            interrupt.vitest = v;
+          },
+        },
+      ],
       // A user who may not write the checkout (an unprivileged run against a cluster tph did not
       // create) runs without vitest's results cache...
       ...(!canWrite && { cache: false as const }),
@@ -222,8 +248,10 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
     ];
   } finally {
     await vitest.close();
+    removeHandlers();
     if (live) await rm(live.file, { force: true });
   }
+  if (interrupt.by) rows.push(interruptedRow(interrupt.by));
   const junit = join(artifacts, "junit.xml");
   await writeFile(junit, junitXml(rows));
   // For `tph diff`: the run's settings and rows, machine-readable.

@@ -4,6 +4,7 @@ import {
   collectRows,
   countRows,
   exitCode,
+  interruptedRow,
   NO_REASON,
   type Row,
   renderRepeatSummary,
@@ -261,6 +262,12 @@ describe("exit code and closing line", () => {
     expect(renderReport([])).toBe(
       "(no tests)\n\n0 passed, 0 failed\nno test ran: 0 passed, 0 failed; a run that tested nothing is a failure\n",
     );
+  });
+
+  it("an interrupted run is an error even when every test that ran passed", () => {
+    const rows = [...collectRows([file("a", [passed("x")])]), interruptedRow("SIGINT")];
+    expect(exitCode(countRows(rows))).toBe(1);
+    expect(renderReport(rows)).toContain("interrupted by SIGINT");
   });
 
   it("passes and skips only is green; the closing line is alone on its line, with the counts CI parses first", () => {

@@ -162,6 +162,17 @@ export function unhandledErrorRows(errors: readonly unknown[]): Row[] {
   });
 }
 
+/** The error row of a run stopped by a signal: an interrupted run is never a pass. */
+export function interruptedRow(signal: string): Row {
+  return {
+    suite: UNHANDLED,
+    test: "run interrupted",
+    state: "error",
+    ms: 0,
+    reason: `interrupted by ${signal}: the tests after the running one did not run`,
+  };
+}
+
 /** The first non-empty line of a message, without ANSI colours. */
 export function firstLine(message: string | undefined): string {
   const line = stripVTControlCharacters(message ?? "")
