@@ -2,6 +2,16 @@ import { defineConfig } from "vitest/config";
 
 // Two projects: `unit` needs nothing (no root, no cluster) and runs in seconds; `e2e` boots real local
 // clusters and needs root plus the upstream binaries (built on demand by the suite's global setup).
+
+// e2e suite files run two at a time on the local provider: its suites mostly wait on the cluster (grace
+// periods, rollouts, the node lifecycle), each worker's clusters have a subnet of their own
+// (suites/support/env.ts), and a shared cluster serves one suite at a time (suites/support/cluster.ts).
+// One at a time where the suites would share what they cannot split: a cluster tph did not make
+// (--provider kubeconfig, --use-running), or kind's one docker network and MetalLB range.
+// TPH_E2E_WORKERS overrides.
+const ownClusters = (process.env.TPH_PROVIDER ?? "local") === "local" && !process.env.TPH_REUSE_CLUSTER;
+const e2eWorkers = Number(process.env.TPH_E2E_WORKERS ?? (ownClusters ? 2 : 1));
+
 export default defineConfig({
   test: {
     projects: [
@@ -17,11 +27,13 @@ export default defineConfig({
           name: "e2e",
           include: ["suites/**/*.e2e.ts"],
           globalSetup: ["suites/support/global-setup.ts"],
-          // One cluster at a time: the machine has two cores and every suite brings up real processes.
-          fileParallelism: false,
+          maxWorkers: e2eWorkers,
+          fileParallelism: e2eWorkers > 1,
           testTimeout: 300_000,
           hookTimeout: 600_000,
-          sequence: { shuffle: false },
+          // After the unit tests (a group of their own: vitest runs projects with different worker
+          // counts in separate groups).
+          sequence: { shuffle: false, groupOrder: 1 },
         },
       },
     ],

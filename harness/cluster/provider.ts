@@ -110,6 +110,8 @@ export interface GcOptions {
   logger: Logger;
   /** Also remove clusters that are complete and whose processes still run. */
   all?: boolean;
+  /** Only the cluster of this name: others of the state directory may be another worker's, mid-bring-up. */
+  only?: string;
 }
 
 export type NodeRole = "control-plane" | "worker";

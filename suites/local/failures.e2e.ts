@@ -24,7 +24,10 @@ describe("tph up refuses clearly and creates nothing", () => {
   });
 
   it("when the cluster network collides with a host route", async () => {
-    const route = (await hostRoutes()).find((r) => r.dst !== "default" && r.dst.includes("/") && !r.type);
+    // Not a cluster's own link: the other worker's clusters come and go meanwhile.
+    const route = (await hostRoutes()).find(
+      (r) => r.dst !== "default" && r.dst.includes("/") && !r.type && !r.dev?.startsWith("tph-"),
+    );
     if (!route) return expect.fail("the host has no connected route to collide with");
     const before = await snapshotHost();
     const r = await tph(["up", "--name", "collide", "--node-subnet", route.dst]);
@@ -98,18 +101,21 @@ describe("tph binaries", () => {
 describe("tph gc", () => {
   it("removes everything a SIGKILLed `tph up` left behind", async () => {
     const name = "killed";
+    // A state directory of its own: gc sweeps a whole one, and the e2e one holds the clusters of the
+    // suites running beside this one.
+    const state = await mkdtemp(join(tmpdir(), "tph-killed-state-"));
     const before = await snapshotHost();
     const child = spawn(TPH_BIN, ["up", "--name", name], {
-      env: { ...process.env, ...cliEnv() },
+      env: { ...process.env, ...cliEnv({ TPH_STATE_DIR: state }) },
       stdio: "ignore",
     });
     // Kill it mid-flight: once etcd and the apiserver run but before the cluster is ready.
     await waitFor(
       async () => {
-        const state = JSON.parse(await readFile(join(E2E_STATE_DIR, name, "state.json"), "utf8"));
-        const started = state.processes.map((p: { name: string }) => p.name);
+        const record = JSON.parse(await readFile(join(state, name, "state.json"), "utf8"));
+        const started = record.processes.map((p: { name: string }) => p.name);
         return started.includes("kube-apiserver")
-          ? { done: true, value: state }
+          ? { done: true, value: record }
           : { done: false, state: started };
       },
       { description: "tph up to start the apiserver", timeoutMs: 60_000, intervalMs: 20 },
@@ -117,14 +123,14 @@ describe("tph gc", () => {
     child.kill("SIGKILL");
     await new Promise((resolve) => child.once("exit", resolve));
 
-    const left = await leftovers(name, E2E_STATE_DIR);
+    const left = await leftovers(name, state);
     expect(left.some((l) => l.startsWith("netns tph-killed-"))).toBe(true);
     expect(left.some((l) => l.startsWith("process "))).toBe(true);
 
-    const gc = await tph(["gc"]);
+    const gc = await tph(["gc"], { env: { TPH_STATE_DIR: state } });
     expect(gc.exitCode, gc.stderr).toBe(0);
     expect(gc.stdout).toMatch(/removed cluster killed \(creating, owner gone\)/);
-    expect(await leftovers(name, E2E_STATE_DIR)).toEqual([]);
+    expect(await leftovers(name, state)).toEqual([]);
     expect(await snapshotHost()).toEqual(before);
   });
 
@@ -132,13 +138,16 @@ describe("tph gc", () => {
     const name = "mine";
     const theirs = {
       TPH_STATE_DIR: await mkdtemp(join(tmpdir(), "tph-other-state-")),
-      TPH_NODE_SUBNET: "10.250.8.0/24",
+      TPH_NODE_SUBNET: "10.250.20.0/24",
     };
     const up = await tph(["up", "--name", name, "--nodes", "1"], { env: theirs });
     expect(up.exitCode, up.stderr).toBe(0);
     try {
-      // The e2e state directory's gc, with --all as the suites' global setup runs it.
-      const gc = await tph(["gc", "--all"]);
+      // Another state directory's gc, with --all as the suites' global setup runs it. Not the e2e state
+      // directory's own: that would take the clusters of the suites running beside this one.
+      const gc = await tph(["gc", "--all"], {
+        env: { TPH_STATE_DIR: await mkdtemp(join(tmpdir(), "tph-gc-state-")) },
+      });
       expect(gc.exitCode, gc.stderr).toBe(0);
       expect(gc.stdout).not.toMatch(/cluster mine/);
       const status = await tph(["status", "--name", name], { env: theirs });

@@ -49,8 +49,15 @@ describe("tph run's verdict", () => {
         artifacts,
         "--no-install",
       ],
-      // A cluster of its own: this run's shared clusters hold the shared names and subnets.
-      { env: { TPH_CACHE_DIR: cache, TPH_E2E_STATE_DIR: state, TPH_SHARE_CLUSTERS: "0" } },
+      // A cluster of its own, on a subnet of its own: this run's shared clusters and workers hold theirs.
+      {
+        env: {
+          TPH_CACHE_DIR: cache,
+          TPH_E2E_STATE_DIR: state,
+          TPH_E2E_NODE_SUBNET: "10.250.21.0/24",
+          TPH_SHARE_CLUSTERS: "0",
+        },
+      },
     );
     expect(r.exitCode, r.stdout).toBe(1);
     // The row, then its cause on the next line.

@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
 import {
   type Capability,
@@ -13,6 +13,7 @@ import { getProvider } from "../../harness/cluster/providers.ts";
 import { sharedClusterFor } from "../../harness/cluster/shared.ts";
 import { type ConfigOverrides, loadConfig, pinnedSettings } from "../../harness/core/config.ts";
 import { createLogger } from "../../harness/core/logger.ts";
+import { takeTurn } from "../../harness/core/turn-lock.ts";
 import { waitFor } from "../../harness/core/wait.ts";
 import { apiStatus, type KubeClients, kubeClients } from "../../harness/k8s/client.ts";
 import { ZONE_LABEL } from "../../harness/k8s/topology.ts";
@@ -36,6 +37,9 @@ const REUSE_STATE_DIR = process.env.TPH_REUSE_STATE_DIR;
  * deletes it at the end of the run (gc at the start of the next run, after a crash).
  */
 const SHARE = process.env.TPH_SHARE_CLUSTERS !== "0" && REUSE === undefined;
+
+/** How long a suite waits for its turn on a shared cluster: the longest suite half takes about 5 min. */
+const SHARED_TURN_WAIT_MS = 540_000;
 
 /** The shared cluster a suite runs on, or undefined when it needs a cluster of its own. */
 function sharedFor(overrides: ConfigOverrides, needs: readonly Capability[]): ConfigOverrides | undefined {
@@ -75,6 +79,7 @@ export function useCluster(
   let cluster: StartedCluster | undefined;
   let k8s: KubeClients | undefined;
   let skipReason: string | undefined;
+  let releaseTurn: (() => Promise<void>) | undefined;
   // A cluster this suite does not make (one left running by `tph up`, or the kubeconfig provider's):
   // the suite works in a namespace of its own there and deletes it afterwards.
   const wanted = REUSE ? loadConfig({}) : e2eConfig(overrides);
@@ -135,10 +140,16 @@ export function useCluster(
     }
     if (shared) {
       const config = e2eConfig(shared);
+      // One suite at a time on a shared cluster, whichever worker runs it: suites side by side on one
+      // cluster would share its kube-proxy syncs, MetalLB pool and nodes' load, which no suite expects.
+      releaseTurn = await takeTurn(join(dirname(E2E_STATE_DIR), `shared-${config.clusterName}.turn`), {
+        description: `a turn on the shared cluster ${config.clusterName}`,
+        timeoutMs: SHARED_TURN_WAIT_MS,
+      });
       cluster = await provider.attach(config, createLogger("quiet"));
       if (!cluster) {
         // What a crashed worker left half made under the shared name goes first.
-        await provider.gc(config, { logger: createLogger("quiet") });
+        await provider.gc(config, { logger: createLogger("quiet"), only: config.clusterName });
         cluster = await provider.up(config, { logger: createLogger(config.logLevel) });
       }
       // As on a fresh cluster, the external client knows no node's MAC yet: an entry left by an earlier
@@ -178,7 +189,11 @@ export function useCluster(
     if (attached || shared) {
       // Not waited for: its Services go at once (addresses, NodePorts and endpoints released); its pods
       // may take their grace period, in a namespace no later suite uses.
-      if (k8s && process.env.TPH_RETAIN !== "1") await deleteNamespace(k8s, ns, false);
+      try {
+        if (k8s && process.env.TPH_RETAIN !== "1") await deleteNamespace(k8s, ns, false);
+      } finally {
+        await releaseTurn?.();
+      }
       return;
     }
     if (cluster && process.env.TPH_RETAIN === "1") {

@@ -3,6 +3,8 @@ import { run } from "../../harness/core/exec.ts";
 /**
  * The host's own network configuration: firewall rules (iptables-nft and nft), routes and links. The
  * harness promises to leave it exactly as it found it; suites compare a snapshot before and after.
+ * Clusters' host links (tph-NAME) and their routes are left out: the other worker's clusters come and go
+ * meanwhile. A suite checks its own cluster's with `leftovers`, by name.
  */
 export interface HostSnapshot {
   iptables: string;
@@ -26,8 +28,14 @@ export async function snapshotHost(): Promise<HostSnapshot> {
       .map((l) => l.replace(/\[\d+:\d+\]/g, ""))
       .join("\n"),
     nft: nft.stdout,
-    routes: routes.stdout,
-    links: (JSON.parse(links.stdout) as { ifname: string }[]).map((l) => l.ifname).sort(),
+    routes: routes.stdout
+      .split("\n")
+      .filter((l) => !/ dev tph-/.test(l))
+      .join("\n"),
+    links: (JSON.parse(links.stdout) as { ifname: string }[])
+      .map((l) => l.ifname)
+      .filter((name) => !name.startsWith("tph-"))
+      .sort(),
   };
 }
 

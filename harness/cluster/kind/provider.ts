@@ -239,6 +239,7 @@ export function createKindProvider(
         .filter((n) => n.startsWith(NAME_PREFIX));
       for (const kindName of clusters) {
         const name = kindName.slice(NAME_PREFIX.length);
+        if (options.only !== undefined && name !== options.only) continue;
         const state = await loadState(join(config.stateDir, name));
         const live = state && (state.phase === "ready" || pidAlive(state.ownerPid));
         if (live && !options.all) {

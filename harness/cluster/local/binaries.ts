@@ -8,6 +8,7 @@ import { CommandError, run, which } from "../../core/exec.ts";
 import type { Logger } from "../../core/logger.ts";
 import { pidAlive } from "../../core/pid.ts";
 import { minorOf } from "../../core/releases.ts";
+import { takeTurn } from "../../core/turn-lock.ts";
 
 /**
  * The upstream binaries of the local provider, built from the Go module proxy. Each Go module under
@@ -223,10 +224,13 @@ async function ensureModules(
       go ??= await findGo(config.repoRoot);
       const index = toBuild.indexOf(p);
       const left = toBuild.slice(index + 1).map((x) => x.m.dir);
-      await buildModule(go, config, p.m, p.pin.version, p.dir, logger, {
-        progress: `${index + 1}/${toBuild.length}${left.length > 0 ? `; then ${left.join(", ")}` : ""}`,
-        ...(options.signal && { signal: options.signal }),
-      });
+      const found = async () => options.rebuild !== true && (await allExist(p.dir, p.names));
+      await once(p.dir, found, () =>
+        buildModule(go as string, config, p.m, p.pin.version, p.dir, logger, {
+          progress: `${index + 1}/${toBuild.length}${left.length > 0 ? `; then ${left.join(", ")}` : ""}`,
+          ...(options.signal && { signal: options.signal }),
+        }),
+      );
     } else {
       logger.debug(`${p.m.dir} ${p.pin.version}: cached in ${p.dir}`);
     }
@@ -252,6 +256,23 @@ async function removeStalePartials(config: HarnessConfig, logger: Logger): Promi
     if (!pid || pidAlive(pid)) continue;
     logger.info(`removing an interrupted build's leftovers: ${join(dir, name)}`);
     await rm(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Makes a cache entry unless `found()` says it is there, one process at a time per entry: the suites of
+ * two vitest workers may ask for the same release at once, and the second then finds the first's work
+ * instead of replacing a folder the first one's cluster may be running binaries from.
+ */
+async function once(entry: string, found: () => Promise<boolean>, make: () => Promise<void>): Promise<void> {
+  const release = await takeTurn(`${entry}.turn`, {
+    description: `another process's build of ${entry}`,
+    timeoutMs: 3_600_000,
+  });
+  try {
+    if (!(await found())) await make();
+  } finally {
+    await release();
   }
 }
 
@@ -423,6 +444,21 @@ export async function ensureKubeProxy(
  * reused). `what` names it in messages.
  */
 async function pinRelease(
+  config: HarnessConfig,
+  what: string,
+  version: string,
+  root: string,
+  packages: string[],
+  logger: Logger,
+): Promise<void> {
+  await once(
+    root,
+    () => allExist(root, ["go.mod", "go.sum"]),
+    () => pinReleaseNow(config, what, version, root, packages, logger),
+  );
+}
+
+async function pinReleaseNow(
   config: HarnessConfig,
   what: string,
   version: string,

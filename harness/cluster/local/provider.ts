@@ -287,6 +287,7 @@ export const localProvider: ClusterProvider = {
     }
     for (const link of await listHostLinks(NAME_PREFIX)) names.add(link.slice(NAME_PREFIX.length));
     for (const name of names) {
+      if (options.only !== undefined && name !== options.only) continue;
       const owner = await ownerElsewhere(config, name);
       if (owner) {
         logger.debug(`leaving cluster ${name} alone: it belongs to state directory ${owner}`);
