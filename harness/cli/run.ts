@@ -203,7 +203,7 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
   // global teardown remove their clusters, and the verdict says "interrupted". Node's default (exit at
   // once) left the worker process running a suite, its cluster with it. A second signal exits at once.
   const interrupt: { by?: NodeJS.Signals; vitest?: Vitest } = {};
-  const removeHandlers = onTerminationSignals((sig) => {
+  const onSignal = (sig: NodeJS.Signals) => {
     if (interrupt.by) {
       process.stderr.write(`${sig} again: exiting now; \`tph gc\` removes what is left\n`);
       process.exit(130);
@@ -213,7 +213,10 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
       `${sig}: stopping the run; the suites' clusters are being removed (${sig} again to exit now)\n`,
     );
     void interrupt.vitest?.cancelCurrentRun("keyboard-input");
-  });
+  };
+  const removeHandlers = onTerminationSignals(onSignal);
+  // Ctrl-C reaches the whole process group: the workers leave SIGINT to this process (suites/support/env.ts).
+  process.env.TPH_RUN_CANCELS = "1";
   const vitest = await startVitest(
     "test",
     chosen.map((s) => `suites/${s}.e2e.ts`),
@@ -230,6 +233,10 @@ async function runOnce(config: HarnessConfig, chosen: string[], artifacts: strin
         {
           onInit(v: Vitest) {
             interrupt.vitest = v;
+            // vitest's logger exits the process on these signals, leaving the worker and its cluster.
+            for (const sig of ["SIGINT", "SIGTERM"] as const)
+              for (const listener of process.listeners(sig))
+                if (listener !== onSignal) process.off(sig, listener);
           },
         },
       ],

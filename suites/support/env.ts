@@ -15,6 +15,10 @@ const uid = process.getuid?.() ?? 0;
 export const E2E_STATE_DIR =
   process.env.TPH_E2E_STATE_DIR ?? (uid === 0 ? "/tmp/tph-e2e/state" : `/tmp/tph-e2e-${uid}/state`);
 
+// Ctrl-C reaches the whole process group. Under `tph run` the worker carries on and the main process
+// cancels the run, so the running file's afterAll hooks still delete its cluster.
+if (process.env.TPH_RUN_CANCELS === "1" && process.env.VITEST_POOL_ID) process.on("SIGINT", () => {});
+
 /**
  * The vitest worker this file runs in, 1 or 2: the local provider's suites run two files side by side
  * (vitest.config.ts), each worker on clusters of its own.
