@@ -18,12 +18,19 @@ async function version(argv: string[]): Promise<string | undefined> {
 
 export async function doctor(providers: string[]): Promise<DoctorResult[]> {
   const results: DoctorResult[] = [];
-  const add = (provider: string, check: string, found: string | undefined, advice: string) =>
+  // An optional check (a tool for the user, not for tph) is never a failure: missing, it only says so.
+  const add = (
+    provider: string,
+    check: string,
+    found: string | undefined,
+    advice: string,
+    optional = false,
+  ) =>
     results.push({
       provider,
       check,
-      ok: found !== undefined,
-      detail: found ?? "not found",
+      ok: found !== undefined || optional,
+      detail: found ?? (optional ? "not found (optional)" : "not found"),
       ...(found === undefined && { advice }),
     });
 
@@ -73,6 +80,7 @@ export async function doctor(providers: string[]): Promise<DoctorResult[]> {
       "kubectl (for you; tph does not need it)",
       await version(["kubectl", "version", "--client"]),
       "https://kubernetes.io/docs/tasks/tools/",
+      true,
     );
     // The external client lives on the kind network; the harness itself reaches LoadBalancer IPs only
     // through it, but a user curling them by hand needs a route from the host (none on Docker Desktop).
