@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../core/config.ts";
-import { forHostProcesses, l2Pool, loadManifest } from "./manifests.ts";
+import { connectionLost, forHostProcesses, l2Pool, loadManifest } from "./manifests.ts";
 
 describe("the pinned MetalLB manifest", () => {
   it("is the release upstream/metallb builds", async () => {
@@ -39,5 +39,16 @@ describe("the pinned MetalLB manifest", () => {
     const [pool, adv] = l2Pool("10.250.0.239-10.250.0.254");
     expect(pool).toMatchObject({ kind: "IPAddressPool", spec: { addresses: ["10.250.0.239-10.250.0.254"] } });
     expect(adv).toMatchObject({ kind: "L2Advertisement", spec: { ipAddressPools: ["tph-pool"] } });
+  });
+});
+
+describe("connectionLost", () => {
+  it("is a fetch that failed on its socket, not an API error", () => {
+    const lost = Object.assign(new TypeError("fetch failed"), {
+      cause: Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" }),
+    });
+    expect(connectionLost(lost)).toBe(true);
+    expect(connectionLost(Object.assign(new Error("Unprocessable Entity"), { code: 422 }))).toBe(false);
+    expect(connectionLost(new TypeError("fetch failed"))).toBe(false);
   });
 });

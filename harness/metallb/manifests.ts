@@ -44,12 +44,34 @@ export function forHostProcesses(objects: KubernetesObject[]): KubernetesObject[
     });
 }
 
-/** Server-side apply, in order; the same call creates or updates. */
+/**
+ * Server-side apply, in order; the same call creates or updates. A request whose connection the
+ * apiserver closed before answering ("fetch failed: other side closed", seen once on a cluster just up
+ * with two suites running side by side) is sent again, up to twice: an apply is idempotent.
+ */
 export async function applyObjects(k8s: KubeClients, objects: KubernetesObject[]): Promise<void> {
   const api = KubernetesObjectApi.makeApiClient(k8s.kubeconfig);
   for (const o of objects) {
-    await api.patch(o, undefined, undefined, "tph", true, PatchStrategy.ServerSideApply);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await api.patch(o, undefined, undefined, "tph", true, PatchStrategy.ServerSideApply);
+        break;
+      } catch (err) {
+        if (attempt >= 3 || !connectionLost(err)) throw err;
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
   }
+}
+
+/** A request that never got an answer because its connection went (not an API error). */
+export function connectionLost(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  return (
+    err instanceof TypeError &&
+    err.message === "fetch failed" &&
+    ["UND_ERR_SOCKET", "ECONNRESET", "UND_ERR_CLOSED"].includes(String(cause?.code))
+  );
 }
 
 /** The pool (a range on the cluster network) and an L2Advertisement for it. */
